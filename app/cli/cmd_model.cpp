@@ -1,0 +1,119 @@
+// Commands over plain (softmax) models: import-llama2c, generate, ppl, models.
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "eval/perplexity.h"
+#include "model/generate.h"
+#include "model/llama.h"
+#include "model/llama2c.h"
+#include "model/model_dir.h"
+#include "model/tokenizer.h"
+#include "util/error.h"
+#include "util/file.h"
+
+namespace lincat::cli {
+
+static torch::Dtype parse_dtype(const std::string& s) {
+    if (s == "fp32" || s == "float32") return torch::kFloat32;
+    if (s == "bf16" || s == "bfloat16") return torch::kBFloat16;
+    fail("--dtype: '", s, "' is not one of fp32, bf16");
+}
+
+int cmd_import_llama2c(const Argv& argv) {
+    Args a("import-llama2c",
+           {{"model-bin", "llama2.c model.bin"},
+            {"tokenizer-bin", "llama2.c tokenizer.bin"},
+            {"out", "output folder (Hugging Face layout)"}},
+           argv);
+    if (!a.has("model-bin") || !a.has("tokenizer-bin") || !a.has("out"))
+        fail("--model-bin, --tokenizer-bin and --out are required\n", a.help());
+    import_llama2c({a.get("model-bin"), a.get("tokenizer-bin"), a.get("out")});
+    std::printf("imported %s -> %s\n", a.get("model-bin").c_str(), a.get("out").c_str());
+    return 0;
+}
+
+int cmd_generate(const Argv& argv) {
+    Args a("generate",
+           {{"model", "model folder or cache name", false, "default"},
+            {"prompt", "prompt text (BOS is prepended)", false, "\"\""},
+            {"max-new-tokens", "tokens to generate", false, "256"},
+            {"greedy", "greedy decoding (the default unless --temperature is given)", true},
+            {"temperature", "sampling temperature", false, "0"},
+            {"top-p", "nucleus sampling threshold", false, "1"},
+            {"seed", "sampling seed", false, "42"},
+            {"dtype", "fp32 or bf16", false, "fp32"}},
+           argv);
+    std::string dir = resolve_model_dir(a.get("model", "default"));
+    Tokenizer tok = Tokenizer::load_dir(dir);
+    LlamaModel model = load_llama(dir, parse_dtype(a.get("dtype", "fp32")));
+    GenerateOptions o;
+    o.max_new_tokens = a.get_int("max-new-tokens", 256);
+    o.temperature = a.flag("greedy") ? 0.0 : a.get_double("temperature", 0.0);
+    o.top_p = a.get_double("top-p", 1.0);
+    o.seed = uint64_t(a.get_int("seed", 42));
+    o.eos_id = tok.eos_id();
+    o.bos_id = tok.bos_id();
+    auto prompt = tok.encode(a.get("prompt"), true);
+    std::string shown = tok.decode(prompt);
+    std::fputs(shown.c_str(), stdout);
+    int32_t prev = prompt.back();
+    auto r = generate(model, prompt, o, [&](int32_t id) {
+        std::string piece = tok.decode_token(prev, id);
+        if (prev == tok.bos_id() && shown.empty() && !piece.empty() && piece[0] == ' ') piece.erase(0, 1);
+        std::fputs(piece.c_str(), stdout);
+        std::fflush(stdout);
+        prev = id;
+        return true;
+    });
+    std::printf("\n");
+    std::fprintf(stderr, "[%zu tokens, prefill %.1f ms, %.1f tokens/s, state %.2f MB]\n", r.tokens.size(),
+                 1e3 * r.prefill_seconds, r.tokens_per_second(), double(r.state_bytes) / 1e6);
+    return 0;
+}
+
+int cmd_ppl(const Argv& argv) {
+    Args a("ppl",
+           {{"model", "model folder or cache name", false, "default"},
+            {"data", "UTF-8 text file"},
+            {"seq-len", "window length in tokens", false, "the model's max_position_embeddings"},
+            {"stride", "window stride", false, "seq-len / 2"},
+            {"max-tokens", "score at most this many tokens", false, "all"},
+            {"dtype", "fp32 or bf16", false, "fp32"}},
+           argv);
+    if (!a.has("data")) fail("--data FILE is required\n", a.help());
+    std::string dir = resolve_model_dir(a.get("model", "default"));
+    Tokenizer tok = Tokenizer::load_dir(dir);
+    LlamaModel model = load_llama(dir, parse_dtype(a.get("dtype", "fp32")));
+    std::string text = read_file(a.get("data"));
+    auto tokens = tok.encode(text, true);
+    int64_t max_tokens = a.get_int("max-tokens", 0);
+    if (max_tokens > 0 && int64_t(tokens.size()) > max_tokens) tokens.resize(size_t(max_tokens));
+    int64_t seq = a.get_int("seq-len", model->config().max_position_embeddings);
+    int64_t stride = a.get_int("stride", std::max<int64_t>(1, seq / 2));
+    auto r = perplexity(model, tokens, seq, stride);
+    std::printf("perplexity %.4f over %lld tokens (%lld windows, seq-len %lld, stride %lld)\n", r.perplexity(),
+                (long long)r.tokens_scored, (long long)r.windows, (long long)seq, (long long)stride);
+    return 0;
+}
+
+int cmd_models(const Argv& argv) {
+    Args a("models", {}, argv);
+    auto models = cached_models();
+    std::printf("cache: %s\n", cache_dir().c_str());
+    if (models.empty()) std::printf("(no models; packaging/setup.sh fetches the default model)\n");
+    for (auto& dir : models) {
+        try {
+            ModelConfig c = load_model_config(dir + "/config.json");
+            std::printf("%-60s %s, %lld layers, hidden %lld, %.1fM params\n", dir.c_str(), c.model_type.c_str(),
+                        (long long)c.num_hidden_layers, (long long)c.hidden_size, double(c.parameter_count()) / 1e6);
+        } catch (const std::exception& e) {
+            std::printf("%-60s unreadable: %s\n", dir.c_str(), e.what());
+        }
+    }
+    return 0;
+}
+
+}  // namespace lincat::cli

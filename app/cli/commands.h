@@ -1,0 +1,17 @@
+// One function per `lincat` command; each takes the arguments after the command name.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace lincat::cli {
+
+using Argv = std::vector<std::string>;
+
+int cmd_import_llama2c(const Argv& argv);
+int cmd_generate(const Argv& argv);
+int cmd_ppl(const Argv& argv);
+int cmd_models(const Argv& argv);
+int cmd_bench(const Argv& argv);
+
+}  // namespace lincat::cli

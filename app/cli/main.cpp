@@ -1,0 +1,51 @@
+// lincat: the headless front of Lincat. The one place that turns an exception into a message.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <map>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "util/threads.h"
+
+using namespace lincat::cli;
+
+static void usage() {
+    std::fprintf(stderr,
+                 "usage: lincat COMMAND [options]   (lincat COMMAND --help for its options)\n"
+                 "commands:\n"
+                 "  import-llama2c  convert a llama2.c model.bin + tokenizer.bin to a Hugging Face folder\n"
+                 "  generate        generate text from a prompt (prints tokens/s)\n"
+                 "  ppl             perplexity of a model over a text file\n"
+                 "  models          list the models in the cache\n"
+                 "  bench           benchmarks (bench attention)\n");
+}
+
+int main(int argc, char** argv) {
+    if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+        usage();
+        return argc < 2 ? 2 : 0;
+    }
+    const std::map<std::string, std::function<int(const Argv&)>> commands = {
+        {"import-llama2c", cmd_import_llama2c}, {"generate", cmd_generate}, {"ppl", cmd_ppl},
+        {"models", cmd_models},                 {"bench", cmd_bench},
+    };
+    auto it = commands.find(argv[1]);
+    if (it == commands.end()) {
+        std::fprintf(stderr, "lincat: unknown command '%s'\n", argv[1]);
+        usage();
+        return 2;
+    }
+    Argv rest(argv + 2, argv + argc);
+    try {
+        lincat::init_torch_threads();
+        return it->second(rest);
+    } catch (const HelpRequested& h) {
+        std::fputs(h.what(), stdout);
+        return 0;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "lincat %s: error: %s\n", argv[1], e.what());
+        return 1;
+    }
+}

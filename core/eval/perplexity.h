@@ -1,0 +1,22 @@
+// Perplexity over a token stream with a sliding window (as Hugging Face's guide does it):
+// windows of seq_len tokens advancing by stride; each token is scored once, with as much
+// context as the window gives it.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "model/llama.h"
+
+namespace lincat {
+
+struct PerplexityResult {
+    double nll_sum = 0;
+    int64_t tokens_scored = 0;
+    int64_t windows = 0;
+    double perplexity() const;
+};
+
+PerplexityResult perplexity(LlamaModel& model, const std::vector<int32_t>& tokens, int64_t seq_len, int64_t stride);
+
+}  // namespace lincat

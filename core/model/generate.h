@@ -1,0 +1,33 @@
+// Token generation: prefill the prompt into a ModelState, then one token at a time.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "model/llama.h"
+
+namespace lincat {
+
+struct GenerateOptions {
+    int64_t max_new_tokens = 128;
+    double temperature = 0.0;  // 0 = greedy
+    double top_p = 1.0;
+    uint64_t seed = 42;
+    bool stop_at_eos = true;
+    int32_t eos_id = 2;
+    int32_t bos_id = 1;  // llama2.c-trained models end a story by emitting BOS
+};
+
+struct GenerateResult {
+    std::vector<int32_t> tokens;  // generated tokens only
+    double prefill_seconds = 0, decode_seconds = 0;
+    int64_t state_bytes = 0;
+    double tokens_per_second() const { return decode_seconds > 0 ? double(tokens.size()) / decode_seconds : 0; }
+};
+
+// on_token(id) is called for each new token as soon as it is chosen; return false to stop.
+GenerateResult generate(LlamaModel& model, const std::vector<int32_t>& prompt, const GenerateOptions& options,
+                        const std::function<bool(int32_t)>& on_token = {});
+
+}  // namespace lincat

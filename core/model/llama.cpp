@@ -1,0 +1,155 @@
+#include "model/llama.h"
+
+#include "attention/softmax.h"
+#include "model/weights.h"
+#include "util/error.h"
+
+namespace lincat {
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {
+    weight = register_parameter("weight", torch::ones({dim}));
+}
+
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+    auto xf = x.to(torch::kFloat32);  // HF Llama normalises in fp32
+    auto norm = xf * torch::rsqrt(xf.pow(2).mean(-1, true) + eps);
+    return weight * norm.to(x.scalar_type());
+}
+
+LlamaAttentionImpl::LlamaAttentionImpl(const ModelConfig& c, int64_t layer)
+    : layer_index(layer), n_heads(c.num_attention_heads), n_kv_heads(c.num_key_value_heads), head_dim(c.head_dim) {
+    auto lin = [&](int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(c.attention_bias)); };
+    q_proj = register_module("q_proj", lin(c.hidden_size, c.q_dim()));
+    k_proj = register_module("k_proj", lin(c.hidden_size, c.kv_dim()));
+    v_proj = register_module("v_proj", lin(c.hidden_size, c.kv_dim()));
+    o_proj = register_module("o_proj", lin(c.q_dim(), c.hidden_size));
+    set_core(std::make_shared<SoftmaxAttentionImpl>(c.sliding_window));
+}
+
+void LlamaAttentionImpl::set_core(std::shared_ptr<AttentionCoreImpl> core) {
+    // Registered under "attn" so a core's own parameters get stable checkpoint names.
+    if (core_) unregister_module("attn");
+    core_ = register_module("attn", std::move(core));
+}
+
+torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const Rope& rope, int64_t start,
+                                          AttentionState* state, AttentionTap* tap) {
+    const int64_t B = x.size(0), T = x.size(1);
+    // q (B, H, T, D), k and v (B, Hkv, T, D)
+    auto q = q_proj(x).view({B, T, n_heads, head_dim}).transpose(1, 2);
+    auto k = k_proj(x).view({B, T, n_kv_heads, head_dim}).transpose(1, 2);
+    auto v = v_proj(x).view({B, T, n_kv_heads, head_dim}).transpose(1, 2);
+    q = rope.apply(q, start);
+    k = rope.apply(k, start);
+    auto y = core_->forward(q, k, v, state);  // (B, H, T, D)
+    if (tap) tap->on_attention(layer_index, q, k, v, y);
+    return o_proj(y.transpose(1, 2).reshape({B, T, n_heads * head_dim}));
+}
+
+LlamaMLPImpl::LlamaMLPImpl(const ModelConfig& c) {
+    auto lin = [&](int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(c.mlp_bias)); };
+    gate_proj = register_module("gate_proj", lin(c.hidden_size, c.intermediate_size));
+    up_proj = register_module("up_proj", lin(c.hidden_size, c.intermediate_size));
+    down_proj = register_module("down_proj", lin(c.intermediate_size, c.hidden_size));
+}
+
+torch::Tensor LlamaMLPImpl::forward(const torch::Tensor& x) {
+    return down_proj(torch::silu(gate_proj(x)) * up_proj(x));
+}
+
+LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const ModelConfig& c, int64_t layer) {
+    input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+    self_attn = register_module("self_attn", LlamaAttention(c, layer));
+    post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+    mlp = register_module("mlp", LlamaMLP(c));
+}
+
+torch::Tensor LlamaDecoderLayerImpl::forward(const torch::Tensor& x, const Rope& rope, int64_t start,
+                                             AttentionState* state, AttentionTap* tap) {
+    auto h = x + self_attn->forward(input_layernorm(x), rope, start, state, tap);
+    return h + mlp(post_attention_layernorm(h));
+}
+
+LlamaBodyImpl::LlamaBodyImpl(const ModelConfig& c) {
+    embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
+    layers = register_module("layers", torch::nn::ModuleList());
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(LlamaDecoderLayer(c, i));
+    norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+int64_t ModelState::bytes() const {
+    int64_t n = 0;
+    for (auto& s : layers) n += s->bytes();
+    return n;
+}
+
+LlamaModelImpl::LlamaModelImpl(const ModelConfig& config) : config_(config), rope_(config) {
+    model = register_module("model", LlamaBody(config));
+    if (!config.tie_word_embeddings)
+        lm_head = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(config.hidden_size, config.vocab_size).bias(false)));
+}
+
+LlamaDecoderLayer LlamaModelImpl::layer(int64_t i) const {
+    return model->layers->ptr<LlamaDecoderLayerImpl>(size_t(i));
+}
+
+ModelState LlamaModelImpl::new_state() const {
+    ModelState s;
+    for (int64_t i = 0; i < config_.num_hidden_layers; ++i) s.layers.push_back(layer(i)->self_attn->core()->new_state());
+    return s;
+}
+
+torch::Tensor LlamaModelImpl::hidden(const torch::Tensor& tokens, ModelState* state) {
+    if (tokens.dim() != 2) fail("model forward: tokens must be (batch, time), got ", tokens.sizes());
+    if (state && int64_t(state->layers.size()) != config_.num_hidden_layers)
+        fail("model forward: state has ", state->layers.size(), " layers, the model ", config_.num_hidden_layers);
+    auto bad = (tokens < 0) | (tokens >= config_.vocab_size);
+    if (bad.any().item<bool>()) fail("model forward: token id out of range [0, ", config_.vocab_size, ")");
+    const int64_t start = state ? state->position : 0;
+    auto x = model->embed_tokens(tokens);  // (B, T, C)
+    for (int64_t i = 0; i < config_.num_hidden_layers; ++i)
+        x = layer(i)->forward(x, rope_, start, state ? state->layers[i].get() : nullptr, tap_);
+    if (state) state->position += tokens.size(1);
+    return model->norm(x);
+}
+
+torch::Tensor LlamaModelImpl::lm_head_forward(const torch::Tensor& h) {
+    auto w = lm_head ? lm_head->weight : model->embed_tokens->weight;
+    return torch::matmul(h, w.t()).to(torch::kFloat32);
+}
+
+torch::Tensor LlamaModelImpl::forward(const torch::Tensor& tokens, ModelState* state) {
+    return lm_head_forward(hidden(tokens, state));
+}
+
+void load_llama_weights(LlamaModel& model, const WeightStore& weights, torch::Dtype dtype) {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->named_parameters()) {
+        const std::string& name = p.key();
+        if (name.find(".attn.") != std::string::npos) continue;  // attention-core params: not in base checkpoints
+        if (!weights.has(name)) fail("model weights: tensor '", name, "' is missing");
+        const TensorInfo& info = weights.info(name);
+        std::vector<int64_t> want(p.value().sizes().begin(), p.value().sizes().end());
+        if (info.shape != want) {
+            std::string got, exp;
+            for (auto s : info.shape) got += (got.empty() ? "" : ",") + std::to_string(s);
+            for (auto s : want) exp += (exp.empty() ? "" : ",") + std::to_string(s);
+            fail(weights.file_of(name), ": tensor '", name, "' has shape [", got, "], config.json implies [", exp, "]");
+        }
+        if (info.dtype != DType::F32 && info.dtype != DType::F16 && info.dtype != DType::BF16)
+            fail(weights.file_of(name), ": tensor '", name, "' has dtype ", dtype_name(info.dtype), ", expected F32, F16 or BF16");
+        p.value().set_data(weights.get(name, dtype));
+    }
+    for (auto& p : model->named_parameters()) p.value().set_requires_grad(false);
+}
+
+LlamaModel load_llama(const std::string& dir, torch::Dtype dtype) {
+    ModelConfig config = load_model_config(dir + "/config.json");
+    WeightStore weights = WeightStore::open_dir(dir);
+    LlamaModel model(config);
+    load_llama_weights(model, weights, dtype);
+    model->eval();
+    return model;
+}
+
+}  // namespace lincat

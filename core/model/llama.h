@@ -1,0 +1,108 @@
+// A Llama-family decoder in LibTorch: embeddings, RMSNorm, RoPE, grouped-query attention
+// with a replaceable core, SwiGLU, tied or untied LM head. Parameter names are the
+// Hugging Face checkpoint keys ("model.layers.0.self_attn.q_proj.weight"): they are our
+// file format, so they never change.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "attention/attention.h"
+#include "model/config.h"
+#include "model/rope.h"
+#include "util/torch_prelude.h"
+
+namespace lincat {
+
+class WeightStore;
+
+struct RMSNormImpl : torch::nn::Module {
+    RMSNormImpl(int64_t dim, double eps);
+    torch::Tensor forward(const torch::Tensor& x);
+    torch::Tensor weight;
+    double eps;
+};
+TORCH_MODULE(RMSNorm);
+
+struct LlamaAttentionImpl : torch::nn::Module {
+    LlamaAttentionImpl(const ModelConfig& config, int64_t layer_index);
+    // x is (B, T, C). start = position of x's first token.
+    torch::Tensor forward(const torch::Tensor& x, const Rope& rope, int64_t start, AttentionState* state,
+                          AttentionTap* tap);
+    void set_core(std::shared_ptr<AttentionCoreImpl> core);
+    std::shared_ptr<AttentionCoreImpl> core() const { return core_; }
+
+    torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+    int64_t layer_index, n_heads, n_kv_heads, head_dim;
+
+private:
+    std::shared_ptr<AttentionCoreImpl> core_;
+};
+TORCH_MODULE(LlamaAttention);
+
+struct LlamaMLPImpl : torch::nn::Module {
+    explicit LlamaMLPImpl(const ModelConfig& config);
+    torch::Tensor forward(const torch::Tensor& x);
+    torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(LlamaMLP);
+
+struct LlamaDecoderLayerImpl : torch::nn::Module {
+    LlamaDecoderLayerImpl(const ModelConfig& config, int64_t layer_index);
+    torch::Tensor forward(const torch::Tensor& x, const Rope& rope, int64_t start, AttentionState* state,
+                          AttentionTap* tap);
+    RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+    LlamaAttention self_attn{nullptr};
+    LlamaMLP mlp{nullptr};
+};
+TORCH_MODULE(LlamaDecoderLayer);
+
+struct LlamaBodyImpl : torch::nn::Module {  // HF's "model." prefix
+    explicit LlamaBodyImpl(const ModelConfig& config);
+    torch::nn::Embedding embed_tokens{nullptr};
+    torch::nn::ModuleList layers{nullptr};
+    RMSNorm norm{nullptr};
+};
+TORCH_MODULE(LlamaBody);
+
+// Per-layer attention states plus the position of the next token.
+struct ModelState {
+    std::vector<std::unique_ptr<AttentionState>> layers;
+    int64_t position = 0;
+    int64_t bytes() const;
+};
+
+class LlamaModelImpl : public torch::nn::Module {
+public:
+    explicit LlamaModelImpl(const ModelConfig& config);
+
+    // tokens (B, T) int64 -> logits (B, T, vocab) in fp32. With a state, the tokens follow
+    // the state's past and the state advances; without, a fresh causal prefill.
+    torch::Tensor forward(const torch::Tensor& tokens, ModelState* state = nullptr);
+    // Hidden states (B, T, C) after the final norm (no LM head).
+    torch::Tensor hidden(const torch::Tensor& tokens, ModelState* state = nullptr);
+    torch::Tensor lm_head_forward(const torch::Tensor& h);
+
+    ModelState new_state() const;
+    const ModelConfig& config() const { return config_; }
+    int64_t num_layers() const { return config_.num_hidden_layers; }
+    LlamaDecoderLayer layer(int64_t i) const;
+    void set_tap(AttentionTap* tap) { tap_ = tap; }
+
+    LlamaBody model{nullptr};
+    torch::nn::Linear lm_head{nullptr};  // absent (nullptr) when tie_word_embeddings
+
+private:
+    ModelConfig config_;
+    Rope rope_;
+    AttentionTap* tap_ = nullptr;
+};
+TORCH_MODULE(LlamaModel);
+
+// Loads config.json and the weights of a Hugging Face model folder. Every parameter must be
+// present with the shape the config implies; extra tensors (e.g. rotary inv_freq) are ignored.
+LlamaModel load_llama(const std::string& dir, torch::Dtype dtype = torch::kFloat32);
+void load_llama_weights(LlamaModel& model, const WeightStore& weights, torch::Dtype dtype);
+
+}  // namespace lincat

@@ -1,0 +1,48 @@
+// Files: read-only memory maps, whole-file reads, and atomic writes (temp + rename), so
+// a crash or a full disk never leaves a half-written file under the final name.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace lincat {
+
+// A read-only mapping of a whole file. Cheap to copy (shared).
+class MappedFile {
+public:
+    static MappedFile open(const std::string& path);
+
+    const uint8_t* data() const { return data_; }
+    size_t size() const { return size_; }
+    const std::string& path() const { return path_; }
+
+private:
+    std::shared_ptr<void> holder_;
+    const uint8_t* data_ = nullptr;
+    size_t size_ = 0;
+    std::string path_;
+};
+
+std::string read_file(const std::string& path, size_t max_bytes = size_t(1) << 31);
+
+// Writes `path` by writing `path.tmp.<pid>`, fsync, then rename. Throws with the path and
+// errno text on any failure (ENOSPC included) and removes the temp file.
+void write_file_atomic(const std::string& path, std::string_view bytes);
+
+// Streaming variant for large files: the writer callback gets a function to append bytes.
+class AtomicFileWriter {
+public:
+    explicit AtomicFileWriter(std::string path);
+    ~AtomicFileWriter();  // removes the temp file unless commit() ran
+    void write(const void* bytes, size_t n);
+    void commit();
+
+private:
+    std::string path_, tmp_path_;
+    int fd_ = -1;
+    bool committed_ = false;
+};
+
+}  // namespace lincat

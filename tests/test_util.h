@@ -1,0 +1,49 @@
+// Helpers shared by tests: temp folders, the default model's location, error matching.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <string>
+
+#include "model/model_dir.h"
+
+namespace lincat::test {
+
+// A fresh folder under the system temp dir, removed when the object dies.
+struct TempDir {
+    std::filesystem::path path;
+    TempDir() {
+        char tmpl[] = "/tmp/lincat-test-XXXXXX";
+        path = mkdtemp(tmpl);
+    }
+    ~TempDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+    std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+// The imported default model. Tests that need it fail (not skip): the README's test
+// command runs packaging/setup.sh first, which puts it there.
+inline std::string default_model_dir() {
+    std::string dir = cache_dir() + "/models/stories15M";
+    if (!std::filesystem::exists(dir + "/config.json"))
+        ADD_FAILURE() << "default model missing at " << dir << "; run packaging/setup.sh";
+    return dir;
+}
+
+// Runs fn and checks it throws std::runtime_error whose message contains every needle.
+inline void expect_error(const std::function<void()>& fn, std::initializer_list<std::string> needles) {
+    try {
+        fn();
+        ADD_FAILURE() << "expected an error mentioning '" << *needles.begin() << "', got none";
+    } catch (const std::exception& e) {
+        std::string msg = e.what();
+        for (auto& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << "error '" << msg << "' lacks '" << n << "'";
+    }
+}
+
+}  // namespace lincat::test
