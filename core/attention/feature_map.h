@@ -1,0 +1,42 @@
+// Learnable feature maps phi for the linear part of hybrid attention (DESIGN.md 1.2).
+// One weight per head, W (H, d, f); parameter name "layer" (and "bias" for relu), so a
+// layer's checkpoint keys read "...self_attn.attn.feature_map_q.layer".
+#pragma once
+
+#include <string>
+
+#include "util/torch_prelude.h"
+
+namespace lincat {
+
+enum class FeatureMapKind { SoftmaxDim, Relu, OnePlusElu, ExpDim };
+FeatureMapKind parse_feature_map_kind(const std::string& name);  // softmax_dim | relu | 1+elu | exp_dim
+std::string feature_map_kind_name(FeatureMapKind kind);
+
+struct FeatureMapOptions {
+    FeatureMapOptions(int64_t heads, int64_t head_dim) : heads_(heads), head_dim_(head_dim) {}
+    TORCH_ARG(int64_t, heads);
+    TORCH_ARG(int64_t, head_dim);
+    TORCH_ARG(int64_t, feature_dim) = 64;  // f; softmax_dim and exp_dim output 2f
+    TORCH_ARG(FeatureMapKind, kind) = FeatureMapKind::SoftmaxDim;
+    TORCH_ARG(bool, identity_init) = false;  // W = I (needs f == d) instead of Kaiming-uniform
+};
+
+class FeatureMapImpl : public torch::nn::Module {
+public:
+    explicit FeatureMapImpl(const FeatureMapOptions& options);
+    void reset();
+    // x (B, H, T, d) -> (B, H, T, output_dim()), computed in fp32.
+    torch::Tensor forward(const torch::Tensor& x);
+    int64_t output_dim() const;
+    const FeatureMapOptions& options() const { return options_; }
+
+    torch::Tensor layer;  // (H, d, f)
+    torch::Tensor bias;   // (H, 1, f), relu only
+
+private:
+    FeatureMapOptions options_;
+};
+TORCH_MODULE(FeatureMap);
+
+}  // namespace lincat

@@ -1,0 +1,111 @@
+// Hybrid attention (DESIGN.md 1.1-1.3): softmax over a small window W(i) plus learned
+// linear attention over every earlier key outside it, per head:
+//   a_sm(i,j) = gamma_h exp(q_i.k_j / sqrt(d) - m_i)   j in W(i), m_i = max over W(i) only
+//   a_ln(i,j) = lambda_h phi_q(q_i).phi_k(k_j)          j <= i, j not in W(i)
+//   y_i = sum_j (a_sm + a_ln) v_j / sum_j (a_sm + a_ln)
+// Three forms that must agree: quadratic (the spec; returns the weights for viewers),
+// chunked (O(n) memory, trains with autograd) and recurrent (constant-size state).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "attention/attention.h"
+#include "attention/feature_map.h"
+
+namespace lincat {
+
+enum class WindowKind { Terraced, Sliding };  // "tk" (LoLCATs default) and "sw"
+enum class BlockAlign { Start, End };         // where tk block edges sit (see DESIGN.md 1.1)
+WindowKind parse_window_kind(const std::string& name);  // tk | sw
+std::string window_kind_name(WindowKind kind);
+
+struct WindowSpec {
+    WindowKind kind = WindowKind::Terraced;
+    int64_t size = 64;  // w
+    BlockAlign align = BlockAlign::Start;
+};
+
+// W(i) for queries 0..n-1 over keys 0..n-1: (n, n) bool, causal.
+torch::Tensor hybrid_window_mask(int64_t n, const WindowSpec& window);
+
+// q, k, v (B, H, T, d) (keys/values already repeated per query head); f_q, f_k (B, H, T, F);
+// gamma, lambda (H). Everything is computed in fp32; the result has q's dtype.
+// weights_out (optional): the (B, H, T, T) normalised weights.
+torch::Tensor hybrid_attention_quadratic(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                         const torch::Tensor& f_q, const torch::Tensor& f_k,
+                                         const torch::Tensor& gamma, const torch::Tensor& lambda,
+                                         const WindowSpec& window, torch::Tensor* weights_out = nullptr);
+
+// Same result with chunks of w tokens: softmax against chunks c-1 and c, linear against
+// the running state of chunks <= c-2 (and, for sw, the part of chunk c-1 left of the window).
+torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                       const torch::Tensor& f_q, const torch::Tensor& f_k,
+                                       const torch::Tensor& gamma, const torch::Tensor& lambda,
+                                       const WindowSpec& window);
+
+// Recurrent decode state: the linear state S = sum phi_k(k_j) v_j^T (B,H,F,d), z = sum phi_k(k_j)
+// (B,H,F), and a ring buffer of the last `capacity` keys, values and phi_k(k) with their
+// positions (w for sw, 2w for an exact tk decode). Memory does not grow with context.
+class HybridState : public AttentionState {
+public:
+    HybridState(WindowSpec decode_window) : window_(decode_window) {}
+    int64_t length() const override { return length_; }
+    int64_t bytes() const override;
+    const WindowSpec& window() const { return window_; }
+    int64_t capacity() const { return window_.kind == WindowKind::Sliding ? window_.size : 2 * window_.size; }
+
+    // One token per call: q, k, v (B, H, 1, d), f_q, f_k (B, H, 1, F). Returns (B, H, 1, d) fp32.
+    torch::Tensor step(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                       const torch::Tensor& f_q, const torch::Tensor& f_k, const torch::Tensor& gamma,
+                       const torch::Tensor& lambda);
+    // Loads the state after a prefill of T tokens from scratch (k, v, f_k of all of them).
+    void absorb_prefill(const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& f_k);
+
+private:
+    void allocate(const torch::Tensor& k, const torch::Tensor& f_k);
+    WindowSpec window_;
+    torch::Tensor S_, z_;                     // fp32
+    torch::Tensor ring_k_, ring_v_, ring_f_;  // (B, H, cap, d|F) fp32
+    torch::Tensor ring_pos_;                  // (cap) int64, -1 = empty
+    int64_t length_ = 0;
+};
+
+struct HybridOptions {
+    HybridOptions(int64_t heads, int64_t head_dim) : heads_(heads), head_dim_(head_dim) {}
+    TORCH_ARG(int64_t, heads);
+    TORCH_ARG(int64_t, head_dim);
+    TORCH_ARG(WindowSpec, window) = WindowSpec{};
+    TORCH_ARG(int64_t, feature_dim) = 64;
+    TORCH_ARG(FeatureMapKind, feature_map) = FeatureMapKind::SoftmaxDim;
+    TORCH_ARG(bool, identity_init) = false;
+    TORCH_ARG(bool, affine) = false;               // lambda = 1 - gamma instead of 1
+    TORCH_ARG(double, init_gamma_logit) = -2.1972;  // sigmoid -> gamma = 0.1
+    TORCH_ARG(bool, quadratic_prefill) = false;     // use the quadratic form (tests, viewers)
+    TORCH_ARG(WindowKind, decode_window) = WindowKind::Terraced;  // Sliding = LoLCATs' decode
+};
+
+class HybridAttentionImpl : public AttentionCoreImpl {
+public:
+    explicit HybridAttentionImpl(const HybridOptions& options);
+    torch::Tensor forward(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                          AttentionState* state) override;
+    std::unique_ptr<AttentionState> new_state() const override;
+    std::string kind() const override { return "hybrid"; }
+    const HybridOptions& options() const { return options_; }
+
+    torch::Tensor gamma() const;   // (H)
+    torch::Tensor lambda() const;  // (H)
+    // The (B, H, T, T) weights of the quadratic form for a viewer (after RoPE q, k).
+    torch::Tensor attention_weights(const torch::Tensor& q, const torch::Tensor& k);
+
+    FeatureMap feature_map_q{nullptr}, feature_map_k{nullptr};
+    torch::Tensor window_factors;  // (H) logits: gamma = sigmoid(window_factors)
+
+private:
+    torch::Tensor repeat_kv(const torch::Tensor& x) const;
+    HybridOptions options_;
+};
+TORCH_MODULE(HybridAttention);
+
+}  // namespace lincat
