@@ -1,0 +1,292 @@
+#include "attention/hybrid.h"
+
+#include <cmath>
+
+#include "util/error.h"
+
+namespace lincat {
+
+using torch::indexing::Slice;
+
+WindowKind parse_window_kind(const std::string& s) {
+    if (s == "tk" || s == "terraced") return WindowKind::Terraced;
+    if (s == "sw" || s == "sliding") return WindowKind::Sliding;
+    fail("window variant '", s, "' is not one of tk, sw");
+}
+
+std::string window_kind_name(WindowKind k) { return k == WindowKind::Terraced ? "tk" : "sw"; }
+
+// End alignment puts tk block edges at n - w, n - 2w, ...: the same as start alignment
+// after shifting positions right by (w - n % w) % w.
+static int64_t block_shift(int64_t n, const WindowSpec& w) {
+    return (w.kind == WindowKind::Terraced && w.align == BlockAlign::End) ? (w.size - n % w.size) % w.size : 0;
+}
+
+static void check_window(const WindowSpec& w) {
+    if (w.size <= 0) fail("hybrid attention: window size must be positive, got ", w.size);
+}
+
+torch::Tensor hybrid_window_mask(int64_t n, const WindowSpec& w) {
+    check_window(w);
+    auto i = torch::arange(n, torch::kLong).view({n, 1});
+    auto j = torch::arange(n, torch::kLong).view({1, n});
+    auto causal = j <= i;
+    if (w.kind == WindowKind::Sliding) return causal & (i - j < w.size);
+    const int64_t shift = block_shift(n, w);
+    auto bi = (i + shift).div(w.size, "floor"), bj = (j + shift).div(w.size, "floor");
+    return causal & (bj >= bi - 1);
+}
+
+static void check_inputs(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                         const torch::Tensor& f_q, const torch::Tensor& f_k, const torch::Tensor& gamma,
+                         const torch::Tensor& lambda) {
+    if (q.dim() != 4) fail("hybrid attention: q must be (B, H, T, d), got ", q.sizes());
+    if (k.sizes() != q.sizes() || v.sizes() != q.sizes())
+        fail("hybrid attention: q ", q.sizes(), ", k ", k.sizes(), " and v ", v.sizes(), " must have the same shape");
+    if (f_q.dim() != 4 || f_k.sizes() != f_q.sizes() || f_q.size(0) != q.size(0) || f_q.size(1) != q.size(1) ||
+        f_q.size(2) != q.size(2))
+        fail("hybrid attention: features f_q ", f_q.sizes(), " and f_k ", f_k.sizes(), " do not fit q ", q.sizes());
+    if (f_q.size(3) == 0) fail("hybrid attention: feature dim is 0");
+    if (gamma.numel() != q.size(1) || lambda.numel() != q.size(1))
+        fail("hybrid attention: gamma and lambda need one value per head (", q.size(1), ")");
+    for (auto* t : {&q, &k, &v})
+        if (!torch::isfinite(*t).all().item<bool>()) fail("hybrid attention: non-finite values (NaN or inf) in q, k or v");
+}
+
+torch::Tensor hybrid_attention_quadratic(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                         const torch::Tensor& f_q, const torch::Tensor& f_k,
+                                         const torch::Tensor& gamma, const torch::Tensor& lambda,
+                                         const WindowSpec& window, torch::Tensor* weights_out) {
+    check_window(window);
+    check_inputs(q, k, v, f_q, f_k, gamma, lambda);
+    const int64_t H = q.size(1), T = q.size(2), d = q.size(3);
+    auto qf = q.to(torch::kFloat32), kf = k.to(torch::kFloat32), vf = v.to(torch::kFloat32);
+    auto win = hybrid_window_mask(T, window).to(q.device());
+    auto causal = torch::ones({T, T}, torch::kBool).tril().to(q.device());
+    auto lin = causal & win.logical_not();
+    auto g = gamma.to(torch::kFloat32).view({1, H, 1, 1}), l = lambda.to(torch::kFloat32).view({1, H, 1, 1});
+
+    auto s = torch::matmul(qf, kf.transpose(-1, -2)) / std::sqrt(double(d));  // (B,H,T,T)
+    auto s_win = s.masked_fill(win.logical_not(), -INFINITY);  // mask before exp: no inf * 0 in backward
+    auto a_sm = g * torch::exp(s_win - s_win.amax(-1, true));
+    auto a_ln = l * torch::matmul(f_q.to(torch::kFloat32), f_k.to(torch::kFloat32).transpose(-1, -2)).masked_fill(lin.logical_not(), 0);
+    auto a = a_sm + a_ln;
+    auto w = a / a.sum(-1, true);
+    if (weights_out) *weights_out = w;
+    return torch::matmul(w, vf).to(q.scalar_type());
+}
+
+torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                       const torch::Tensor& f_q, const torch::Tensor& f_k,
+                                       const torch::Tensor& gamma, const torch::Tensor& lambda,
+                                       const WindowSpec& window) {
+    check_window(window);
+    check_inputs(q, k, v, f_q, f_k, gamma, lambda);
+    const int64_t B = q.size(0), H = q.size(1), T = q.size(2), d = q.size(3), F = f_q.size(3);
+    const int64_t w = window.size;
+    const int64_t shift = block_shift(T, window);
+    const int64_t C = (shift + T + w - 1) / w;  // chunks
+    const int64_t pad_back = C * w - shift - T;
+    auto dev = q.device();
+    // Pad to C whole chunks: `shift` positions in front (end-aligned tk), the rest behind.
+    auto pad = [&](const torch::Tensor& x) {
+        auto f = x.to(torch::kFloat32);
+        if (shift == 0 && pad_back == 0) return f.view({B, H, C, w, x.size(3)});
+        return torch::constant_pad_nd(f, {0, 0, shift, pad_back}).view({B, H, C, w, x.size(3)});
+    };
+    auto Q = pad(q), K = pad(k), V = pad(v), FQ = pad(f_q), FK = pad(f_k);  // (B,H,C,w,*)
+    // Keys of chunk c-1 then chunk c: (B, H, C, 2w, *).
+    auto with_prev = [&](const torch::Tensor& x) {
+        auto prev = torch::constant_pad_nd(x, {0, 0, 0, 0, 1, 0}).narrow(2, 0, C);
+        return torch::cat({prev, x}, 3);
+    };
+    auto K2 = with_prev(K), V2 = with_prev(V), FK2 = with_prev(FK);
+
+    // Masks over (chunk, query a, key b): query position c*w + a, key position (c-1)*w + b.
+    auto a_idx = torch::arange(w, torch::kLong).view({1, w, 1});
+    auto b_idx = torch::arange(2 * w, torch::kLong).view({1, 1, 2 * w});
+    auto c_idx = torch::arange(C, torch::kLong).view({C, 1, 1});
+    auto qpos = c_idx * w + a_idx, kpos = (c_idx - 1) * w + b_idx;  // padded positions
+    auto key_valid = (kpos >= shift) & (kpos < shift + T);
+    auto causal = (kpos <= qpos) & key_valid;
+    torch::Tensor win;
+    if (window.kind == WindowKind::Terraced) {
+        win = causal;  // chunks c-1 and c are exactly i's block and the one before
+    } else {
+        win = causal & (qpos - kpos < w);
+    }
+    auto lin_local = causal & win.logical_not();  // sw: keys of chunk c-1 left of the window
+    win = win.to(dev), lin_local = lin_local.to(dev);
+
+    auto g = gamma.to(torch::kFloat32).view({1, H, 1, 1, 1}), l = lambda.to(torch::kFloat32).view({1, H, 1, 1, 1});
+    auto s = torch::matmul(Q, K2.transpose(-1, -2)) / std::sqrt(double(d));  // (B,H,C,w,2w)
+    auto s_win = s.masked_fill(win.logical_not(), -INFINITY);
+    // Padding rows (before an end-aligned sequence) have an empty window: use max 0 there.
+    auto m = s_win.amax(-1, true);
+    m = m.masked_fill(torch::isinf(m), 0);
+    auto a = g * torch::exp(s_win - m);
+    if (window.kind == WindowKind::Sliding)
+        a = a + l * torch::matmul(FQ, FK2.transpose(-1, -2)).masked_fill(lin_local.logical_not(), 0);
+    auto num = torch::matmul(a, V2);   // (B,H,C,w,d)
+    auto den = a.sum(-1, true);        // (B,H,C,w,1)
+
+    // Linear state of chunks <= c-2: exclusive cumulative sums shifted by two chunks.
+    if (C > 2) {
+        auto kv = torch::matmul(FK.transpose(-1, -2), V);  // (B,H,C,F,d)
+        auto ks = FK.sum(3);                              // (B,H,C,F)
+        auto S = torch::constant_pad_nd(kv.cumsum(2), {0, 0, 0, 0, 2, 0}).narrow(2, 0, C);
+        auto z = torch::constant_pad_nd(ks.cumsum(2), {0, 0, 2, 0}).narrow(2, 0, C);
+        num = num + l * torch::matmul(FQ, S);
+        den = den + l * torch::matmul(FQ, z.unsqueeze(-1));
+    }
+    den = den.masked_fill(den == 0, 1);  // only padding rows have nothing to attend to
+    auto y = (num / den).view({B, H, C * w, d}).narrow(2, shift, T);
+    (void)F;
+    return y.to(q.scalar_type());
+}
+
+// ---- recurrent state ----
+
+int64_t HybridState::bytes() const {
+    int64_t n = 0;
+    for (auto* t : {&S_, &z_, &ring_k_, &ring_v_, &ring_f_, &ring_pos_})
+        if (t->defined()) n += t->numel() * t->element_size();
+    return n;
+}
+
+void HybridState::allocate(const torch::Tensor& k, const torch::Tensor& f_k) {
+    const int64_t B = k.size(0), H = k.size(1), d = k.size(3), F = f_k.size(3), cap = capacity();
+    auto o = torch::TensorOptions().dtype(torch::kFloat32).device(k.device());
+    S_ = torch::zeros({B, H, F, d}, o);
+    z_ = torch::zeros({B, H, F}, o);
+    ring_k_ = torch::zeros({B, H, cap, d}, o);
+    ring_v_ = torch::zeros({B, H, cap, d}, o);
+    ring_f_ = torch::zeros({B, H, cap, F}, o);
+    ring_pos_ = torch::full({cap}, -1, torch::TensorOptions().dtype(torch::kLong).device(k.device()));
+}
+
+torch::Tensor HybridState::step(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                const torch::Tensor& f_q, const torch::Tensor& f_k, const torch::Tensor& gamma,
+                                const torch::Tensor& lambda) {
+    if (q.size(2) != 1) fail("hybrid decode: step takes one token, got ", q.size(2));
+    if (!S_.defined()) allocate(k, f_k);
+    const int64_t H = q.size(1), d = q.size(3), cap = capacity(), p = length_, slot = p % cap;
+    // The token that last used this slot leaves the buffer: fold it into the linear state.
+    if (p >= cap) {
+        auto fk_old = ring_f_.narrow(2, slot, 1), v_old = ring_v_.narrow(2, slot, 1);  // (B,H,1,*)
+        S_.add_(torch::matmul(fk_old.transpose(-1, -2), v_old));
+        z_.add_(fk_old.squeeze(2));
+    }
+    ring_k_.narrow(2, slot, 1).copy_(k);
+    ring_v_.narrow(2, slot, 1).copy_(v);
+    ring_f_.narrow(2, slot, 1).copy_(f_k);
+    ring_pos_[slot] = p;
+
+    // Which buffered tokens are in W(p); the rest of the buffer is linear.
+    auto valid = ring_pos_ >= 0;
+    torch::Tensor win;
+    if (window_.kind == WindowKind::Sliding) {
+        win = valid & (p - ring_pos_ < window_.size);
+    } else {
+        win = valid & (ring_pos_.div(window_.size, "floor") >= p / window_.size - 1);
+    }
+    auto lin = valid & win.logical_not();
+    auto qf = q.to(torch::kFloat32), fq = f_q.to(torch::kFloat32);
+    auto g = gamma.to(torch::kFloat32).view({1, H, 1, 1}), l = lambda.to(torch::kFloat32).view({1, H, 1, 1});
+    auto s = torch::matmul(qf, ring_k_.transpose(-1, -2)) / std::sqrt(double(d));  // (B,H,1,cap)
+    auto s_win = s.masked_fill(win.logical_not(), -INFINITY);
+    auto a = g * torch::exp(s_win - s_win.amax(-1, true)) +
+             l * torch::matmul(fq, ring_f_.transpose(-1, -2)).masked_fill(lin.logical_not(), 0);
+    auto num = torch::matmul(a, ring_v_) + l * torch::matmul(fq, S_);                    // (B,H,1,d)
+    auto den = a.sum(-1, true) + l * torch::matmul(fq, z_.unsqueeze(-1));                  // (B,H,1,1)
+    ++length_;
+    return num / den;
+}
+
+void HybridState::absorb_prefill(const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& f_k) {
+    if (length_ != 0) fail("hybrid decode: absorb_prefill needs an empty state");
+    allocate(k, f_k);
+    const int64_t T = k.size(2), cap = capacity(), in_ring = std::min(T, cap), folded = T - in_ring;
+    auto kf = k.to(torch::kFloat32), vf = v.to(torch::kFloat32), ff = f_k.to(torch::kFloat32);
+    if (folded > 0) {
+        auto f_old = ff.narrow(2, 0, folded), v_old = vf.narrow(2, 0, folded);
+        S_.copy_(torch::matmul(f_old.transpose(-1, -2), v_old));
+        z_.copy_(f_old.sum(2));
+    }
+    for (int64_t p = folded; p < T; ++p) {
+        const int64_t slot = p % cap;
+        ring_k_.narrow(2, slot, 1).copy_(kf.narrow(2, p, 1));
+        ring_v_.narrow(2, slot, 1).copy_(vf.narrow(2, p, 1));
+        ring_f_.narrow(2, slot, 1).copy_(ff.narrow(2, p, 1));
+        ring_pos_[slot] = p;
+    }
+    length_ = T;
+}
+
+// ---- the attention core ----
+
+HybridAttentionImpl::HybridAttentionImpl(const HybridOptions& o) : options_(o) {
+    check_window(o.window());
+    if (o.feature_dim() <= 0) fail("hybrid attention: feature dim must be positive, got ", o.feature_dim());
+    auto fm = FeatureMapOptions(o.heads(), o.head_dim()).feature_dim(o.feature_dim()).kind(o.feature_map()).identity_init(o.identity_init());
+    feature_map_q = register_module("feature_map_q", FeatureMap(fm));
+    feature_map_k = register_module("feature_map_k", FeatureMap(fm));
+    window_factors = register_parameter("window_factors", torch::full({o.heads()}, o.init_gamma_logit()));
+}
+
+torch::Tensor HybridAttentionImpl::gamma() const { return torch::sigmoid(window_factors); }
+torch::Tensor HybridAttentionImpl::lambda() const {
+    return options_.affine() ? 1 - torch::sigmoid(window_factors) : torch::ones_like(window_factors);
+}
+
+torch::Tensor HybridAttentionImpl::repeat_kv(const torch::Tensor& x) const {
+    const int64_t rep = options_.heads() / x.size(1);
+    if (x.size(1) * rep != options_.heads())
+        fail("hybrid attention: ", x.size(1), " kv heads do not divide ", options_.heads(), " heads");
+    return rep == 1 ? x : x.repeat_interleave(rep, 1);
+}
+
+std::unique_ptr<AttentionState> HybridAttentionImpl::new_state() const {
+    WindowSpec decode = options_.window();
+    decode.kind = options_.decode_window();
+    decode.align = BlockAlign::Start;  // streaming cannot know where the sequence ends
+    return std::make_unique<HybridState>(decode);
+}
+
+torch::Tensor HybridAttentionImpl::forward(const torch::Tensor& q, const torch::Tensor& k_in, const torch::Tensor& v_in,
+                                           AttentionState* state) {
+    if (q.dim() != 4 || q.size(1) != options_.heads() || q.size(3) != options_.head_dim())
+        fail("hybrid attention: expected q (B, ", options_.heads(), ", T, ", options_.head_dim(), "), got ", q.sizes());
+    auto k = repeat_kv(k_in), v = repeat_kv(v_in);
+    auto f_q = feature_map_q(q), f_k = feature_map_k(k);
+    auto g = gamma(), l = lambda();
+    if (!state) {
+        return options_.quadratic_prefill() ? hybrid_attention_quadratic(q, k, v, f_q, f_k, g, l, options_.window())
+                                            : hybrid_attention_chunked(q, k, v, f_q, f_k, g, l, options_.window());
+    }
+    auto* hs = dynamic_cast<HybridState*>(state);
+    if (!hs) fail("hybrid attention: given a state that is not a hybrid state");
+    const int64_t T = q.size(2);
+    if (hs->length() == 0 && T > 1) {
+        // Prefill from scratch with the decode window's rule, then load the state.
+        auto y = hybrid_attention_chunked(q, k, v, f_q, f_k, g, l, hs->window());
+        hs->absorb_prefill(k, v, f_k);
+        return y;
+    }
+    std::vector<torch::Tensor> outs;
+    for (int64_t t = 0; t < T; ++t) {
+        auto sl = [&](const torch::Tensor& x) { return x.narrow(2, t, 1); };
+        outs.push_back(hs->step(sl(q), sl(k), sl(v), sl(f_q), sl(f_k), g, l));
+    }
+    return (T == 1 ? outs[0] : torch::cat(outs, 2)).to(q.scalar_type());
+}
+
+torch::Tensor HybridAttentionImpl::attention_weights(const torch::Tensor& q, const torch::Tensor& k_in) {
+    torch::NoGradGuard ng;
+    auto k = repeat_kv(k_in);
+    torch::Tensor w;
+    hybrid_attention_quadratic(q, k, k, feature_map_q(q), feature_map_k(k), gamma(), lambda(), options_.window(), &w);
+    return w;
+}
+
+}  // namespace lincat
