@@ -35,15 +35,15 @@ std::string Args::get(const std::string& name, const std::string& fallback) cons
     return it == values_.end() ? fallback : it->second;
 }
 
-int64_t parse_count(const std::string& text, const std::string& what) {
+int64_t parse_count(const std::string& text, const std::string& what, bool binary) {
     if (text.empty()) fail(what, ": expected a number, got nothing");
     char* end = nullptr;
     double v = std::strtod(text.c_str(), &end);
     std::string suffix(end);
     double mult = 1;
-    if (suffix == "K" || suffix == "k") mult = 1e3;
-    else if (suffix == "M" || suffix == "m") mult = 1e6;
-    else if (suffix == "B" || suffix == "G" || suffix == "b") mult = 1e9;
+    if (suffix == "K" || suffix == "k") mult = binary ? 1024.0 : 1e3;
+    else if (suffix == "M" || suffix == "m") mult = binary ? 1048576.0 : 1e6;
+    else if (suffix == "B" || suffix == "G" || suffix == "b") mult = binary ? 1073741824.0 : 1e9;
     else if (suffix == "T") mult = 1e12;
     else if (!suffix.empty()) fail(what, ": cannot read '", text, "' as a number");
     v *= mult;

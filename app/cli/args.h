@@ -40,6 +40,7 @@ struct HelpRequested : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
-int64_t parse_count(const std::string& text, const std::string& what);  // "50M" -> 50000000
+// "50M" -> 50000000; with binary, K/M/G are powers of 1024 (sequence lengths: "4K" -> 4096).
+int64_t parse_count(const std::string& text, const std::string& what, bool binary = false);
 
 }  // namespace lincat::cli

@@ -49,8 +49,9 @@ static void check_inputs(const torch::Tensor& q, const torch::Tensor& k, const t
     if (f_q.size(3) == 0) fail("hybrid attention: feature dim is 0");
     if (gamma.numel() != q.size(1) || lambda.numel() != q.size(1))
         fail("hybrid attention: gamma and lambda need one value per head (", q.size(1), ")");
+    // One reduction per tensor: a NaN or inf anywhere makes the sum non-finite.
     for (auto* t : {&q, &k, &v})
-        if (!torch::isfinite(*t).all().item<bool>()) fail("hybrid attention: non-finite values (NaN or inf) in q, k or v");
+        if (!std::isfinite(t->sum().item<double>())) fail("hybrid attention: non-finite values (NaN or inf) in q, k or v");
 }
 
 torch::Tensor hybrid_attention_quadratic(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
@@ -82,7 +83,7 @@ torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tens
                                        const WindowSpec& window) {
     check_window(window);
     check_inputs(q, k, v, f_q, f_k, gamma, lambda);
-    const int64_t B = q.size(0), H = q.size(1), T = q.size(2), d = q.size(3), F = f_q.size(3);
+    const int64_t B = q.size(0), H = q.size(1), T = q.size(2), d = q.size(3);
     const int64_t w = window.size;
     const int64_t shift = block_shift(T, window);
     const int64_t C = (shift + T + w - 1) / w;  // chunks
@@ -94,13 +95,14 @@ torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tens
         if (shift == 0 && pad_back == 0) return f.view({B, H, C, w, x.size(3)});
         return torch::constant_pad_nd(f, {0, 0, shift, pad_back}).view({B, H, C, w, x.size(3)});
     };
-    auto Q = pad(q), K = pad(k), V = pad(v), FQ = pad(f_q), FK = pad(f_k);  // (B,H,C,w,*)
+    const double scale = 1.0 / std::sqrt(double(d));
+    auto Q = pad(q) * scale, K = pad(k), V = pad(v), FQ = pad(f_q), FK = pad(f_k);  // (B,H,C,w,*)
     // Keys of chunk c-1 then chunk c: (B, H, C, 2w, *).
     auto with_prev = [&](const torch::Tensor& x) {
         auto prev = torch::constant_pad_nd(x, {0, 0, 0, 0, 1, 0}).narrow(2, 0, C);
         return torch::cat({prev, x}, 3);
     };
-    auto K2 = with_prev(K), V2 = with_prev(V), FK2 = with_prev(FK);
+    auto K2 = with_prev(K), V2 = with_prev(V);
 
     // Masks over (chunk, query a, key b): query position c*w + a, key position (c-1)*w + b.
     auto a_idx = torch::arange(w, torch::kLong).view({1, w, 1});
@@ -116,32 +118,34 @@ torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tens
         win = causal & (qpos - kpos < w);
     }
     auto lin_local = causal & win.logical_not();  // sw: keys of chunk c-1 left of the window
-    win = win.to(dev), lin_local = lin_local.to(dev);
+    auto outside = win.logical_not().to(dev);
 
     auto g = gamma.to(torch::kFloat32).view({1, H, 1, 1, 1}), l = lambda.to(torch::kFloat32).view({1, H, 1, 1, 1});
-    auto s = torch::matmul(Q, K2.transpose(-1, -2)) / std::sqrt(double(d));  // (B,H,C,w,2w)
-    auto s_win = s.masked_fill(win.logical_not(), -INFINITY);
+    auto s_win = torch::matmul(Q, K2.transpose(-1, -2)).masked_fill_(outside, -INFINITY);  // (B,H,C,w,2w)
     // Padding rows (before an end-aligned sequence) have an empty window: use max 0 there.
     auto m = s_win.amax(-1, true);
     m = m.masked_fill(torch::isinf(m), 0);
-    auto a = g * torch::exp(s_win - m);
-    if (window.kind == WindowKind::Sliding)
-        a = a + l * torch::matmul(FQ, FK2.transpose(-1, -2)).masked_fill(lin_local.logical_not(), 0);
-    auto num = torch::matmul(a, V2);   // (B,H,C,w,d)
-    auto den = a.sum(-1, true);        // (B,H,C,w,1)
+    auto a = (s_win - m).exp_();  // masked entries are exp(-inf) = 0, with zero gradient
+    auto num = g * torch::matmul(a, V2);  // (B,H,C,w,d); gamma applied after the reduction
+    auto den = g * a.sum(-1, true);       // (B,H,C,w,1)
+    if (window.kind == WindowKind::Sliding) {
+        auto b_ln = l * torch::matmul(FQ, with_prev(FK).transpose(-1, -2)).masked_fill_(lin_local.logical_not().to(dev), 0);
+        num = num + torch::matmul(b_ln, V2);
+        den = den + b_ln.sum(-1, true);
+    }
 
-    // Linear state of chunks <= c-2: exclusive cumulative sums shifted by two chunks.
+    // Linear state of chunks <= c-2: inclusive cumulative sums over chunks, read two chunks late.
     if (C > 2) {
-        auto kv = torch::matmul(FK.transpose(-1, -2), V);  // (B,H,C,F,d)
-        auto ks = FK.sum(3);                              // (B,H,C,F)
-        auto S = torch::constant_pad_nd(kv.cumsum(2), {0, 0, 0, 0, 2, 0}).narrow(2, 0, C);
-        auto z = torch::constant_pad_nd(ks.cumsum(2), {0, 0, 2, 0}).narrow(2, 0, C);
-        num = num + l * torch::matmul(FQ, S);
-        den = den + l * torch::matmul(FQ, z.unsqueeze(-1));
+        auto kv = torch::matmul(FK.transpose(-1, -2), V).cumsum(2);  // (B,H,C,F,d)
+        auto ks = FK.sum(3).cumsum(2).unsqueeze(-1);                   // (B,H,C,F,1)
+        auto fq_late = FQ.narrow(2, 2, C - 2);
+        auto num_ln = l * torch::matmul(fq_late, kv.narrow(2, 0, C - 2));
+        auto den_ln = l * torch::matmul(fq_late, ks.narrow(2, 0, C - 2));
+        num = torch::cat({num.narrow(2, 0, 2), num.narrow(2, 2, C - 2) + num_ln}, 2);
+        den = torch::cat({den.narrow(2, 0, 2), den.narrow(2, 2, C - 2) + den_ln}, 2);
     }
     den = den.masked_fill(den == 0, 1);  // only padding rows have nothing to attend to
     auto y = (num / den).view({B, H, C * w, d}).narrow(2, shift, T);
-    (void)F;
     return y.to(q.scalar_type());
 }
 

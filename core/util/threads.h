@@ -2,8 +2,8 @@
 
 namespace lincat {
 
-// LibTorch uses one intra-op thread unless told; use every core (or LINCAT_THREADS).
-// Returns the count set.
+// Process start-up for torch work: LibTorch uses one intra-op thread unless told, so use
+// every core (or LINCAT_THREADS); and keep large allocations in the heap. Returns the threads.
 int init_torch_threads();
 
 }  // namespace lincat

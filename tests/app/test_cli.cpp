@@ -1,0 +1,84 @@
+// The lincat binary end to end: what a user types, what they see.
+#include <sys/wait.h>
+
+#include <cstdio>
+
+#include "test_util.h"
+#include "util/json.h"
+
+using namespace lincat;
+
+namespace {
+
+struct Result {
+    int code;
+    std::string out;  // stdout and stderr
+};
+
+Result run(const std::string& args) {
+    std::string cmd = std::string(LINCAT_BINARY_DIR) + "/lincat " + args + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    Result r{-1, ""};
+    if (!p) return r;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+    int status = pclose(p);
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return r;
+}
+
+}  // namespace
+
+TEST(Cli, GenerateGreedyDefaultModel) {
+    lincat::test::default_model_dir();
+    Result r = run("generate --greedy --max-new-tokens 30");
+    EXPECT_EQ(r.code, 0) << r.out;
+    EXPECT_EQ(r.out.rfind("Once upon a time, there was a little girl named Lily.", 0), 0u) << r.out;
+    EXPECT_NE(r.out.find("tokens/s"), std::string::npos) << r.out;
+}
+
+TEST(Cli, PerplexityOfAFile) {
+    lincat::test::TempDir d;
+    FILE* f = std::fopen(d.file("story.txt").c_str(), "w");
+    std::fputs("Once upon a time, there was a little boy named Tim. Tim liked to play with his red ball.", f);
+    std::fclose(f);
+    Result r = run("ppl --data " + d.file("story.txt"));
+    EXPECT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("perplexity"), std::string::npos) << r.out;
+}
+
+TEST(Cli, ErrorsAreMessagesNotCrashes) {
+    Result r = run("frobnicate");
+    EXPECT_EQ(r.code, 2);
+    EXPECT_NE(r.out.find("unknown command 'frobnicate'"), std::string::npos) << r.out;
+    r = run("generate --bogus 3");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("unknown option --bogus"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("--max-new-tokens"), std::string::npos) << r.out;  // lists the options
+    r = run("ppl --data /nonexistent/story.txt");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("/nonexistent/story.txt"), std::string::npos) << r.out;
+    r = run("generate --model /nonexistent/model");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("/nonexistent/model"), std::string::npos) << r.out;
+    r = run("generate --help");
+    EXPECT_EQ(r.code, 0);
+    EXPECT_NE(r.out.find("usage: lincat generate"), std::string::npos) << r.out;
+}
+
+TEST(Cli, BenchAttentionJsonRows) {
+    Result r = run("bench attention --json --n 256,512 --context 256 --shapes stories15m --steps 4 2>/dev/null");
+    ASSERT_EQ(r.code, 0) << r.out;
+    json rows = parse_json(r.out, "bench --json");
+    ASSERT_TRUE(rows.is_array());
+    ASSERT_EQ(rows.size(), 3u);  // two prefill rows, one decode row
+    for (const json& row : rows)
+        for (const char* key : {"kind", "n", "heads", "head_dim", "softmax_ms", "hybrid_ms", "softmax_peak_bytes", "hybrid_peak_bytes"})
+            EXPECT_TRUE(row.contains(key)) << key;
+    EXPECT_EQ(rows[0]["kind"], "prefill");
+    EXPECT_EQ(rows[1]["n"], 512);
+    EXPECT_EQ(rows[2]["kind"], "decode");
+    EXPECT_GT(rows[0]["hybrid_ms"].get<double>(), 0.0);
+    EXPECT_GT(rows[0]["hybrid_peak_bytes"].get<int64_t>(), 0);
+}
