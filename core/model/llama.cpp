@@ -131,10 +131,8 @@ void load_llama_weights(LlamaModel& model, const WeightStore& weights, torch::Dt
         const TensorInfo& info = weights.info(name);
         std::vector<int64_t> want(p.value().sizes().begin(), p.value().sizes().end());
         if (info.shape != want) {
-            std::string got, exp;
-            for (auto s : info.shape) got += (got.empty() ? "" : ",") + std::to_string(s);
-            for (auto s : want) exp += (exp.empty() ? "" : ",") + std::to_string(s);
-            fail(weights.file_of(name), ": tensor '", name, "' has shape [", got, "], config.json implies [", exp, "]");
+            fail(weights.file_of(name), ": tensor '", name, "' has shape ", shape_str(info.shape), ", config.json implies ",
+                 shape_str(want));
         }
         if (info.dtype != DType::F32 && info.dtype != DType::F16 && info.dtype != DType::BF16)
             fail(weights.file_of(name), ": tensor '", name, "' has dtype ", dtype_name(info.dtype), ", expected F32, F16 or BF16");

@@ -116,9 +116,7 @@ SafetensorsHeader parse_safetensors_header(const uint8_t* bytes, size_t availabl
             fail(where, ": data_offsets [", t.begin, ", ", t.end, "] lie outside the file's data section (",
                  data_size, " bytes)");
         if ((unsigned __int128)(t.end - t.begin) != nbytes) {
-            std::string s;
-            for (size_t i = 0; i < t.shape.size(); ++i) s += (i ? "," : "") + std::to_string(t.shape[i]);
-            fail(where, ": dtype ", dt, " and shape [", s, "] need a different byte count than data_offsets [",
+            fail(where, ": dtype ", dt, " and shape ", shape_str(t.shape), " need a different byte count than data_offsets [",
                  t.begin, ", ", t.end, "] hold (", t.end - t.begin, " bytes)");
         }
         h.tensors.push_back(std::move(t));

@@ -25,9 +25,12 @@ TEST(Rope, Llama3ScalingBands) {
         else if (wavelen > 8192.0) EXPECT_NEAR(s, f / 8, 1e-12) << i;     // low frequencies / factor
         else EXPECT_TRUE(s < f && s > f / 8) << i;                        // smooth band in between
     }
-    // HF's value for Llama 3.1 (head_dim 128, theta 5e5) at index 40: smooth band.
-    double f40 = plain[40].item<double>(), wl = 2 * M_PI / f40, smooth = (8192.0 / wl - 1.0) / 3.0;
-    EXPECT_NEAR(scaled[40].item<double>(), (1 - smooth) * f40 / 8 + smooth * f40, 1e-9);
+    // HF's formula for Llama 3.1 (head_dim 128, theta 5e5) at index 31, inside the smooth band
+    // (wavelength between 8192/4 and 8192).
+    double f31 = plain[31].item<double>(), wl = 2 * M_PI / f31, smooth = (8192.0 / wl - 1.0) / 3.0;
+    ASSERT_GT(smooth, 0.0);
+    ASSERT_LT(smooth, 1.0);
+    EXPECT_NEAR(scaled[31].item<double>(), (1 - smooth) * f31 / 8 + smooth * f31, 1e-9);
 }
 
 TEST(Rope, RotationPreservesNormAndRelativePosition) {
