@@ -2,6 +2,9 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
 
 #include <cstdlib>
 #include <filesystem>
@@ -44,6 +47,23 @@ inline void expect_error(const std::function<void()>& fn, std::initializer_list<
         std::string msg = e.what();
         for (auto& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << "error '" << msg << "' lacks '" << n << "'";
     }
+}
+
+// Runs a shell command; returns its exit code (-1 if it did not exit normally) and stdout.
+struct CommandResult {
+    int code;
+    std::string out;
+};
+inline CommandResult run_command(const std::string& cmd) {
+    CommandResult r{-1, ""};
+    FILE* p = popen(cmd.c_str(), "r");
+    if (!p) return r;
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+    int status = pclose(p);
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return r;
 }
 
 }  // namespace lincat::test

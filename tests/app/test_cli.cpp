@@ -1,8 +1,4 @@
 // The lincat binary end to end: what a user types, what they see.
-#include <sys/wait.h>
-
-#include <cstdio>
-
 #include "test_util.h"
 #include "util/json.h"
 
@@ -10,22 +6,10 @@ using namespace lincat;
 
 namespace {
 
-struct Result {
-    int code;
-    std::string out;  // stdout and stderr
-};
+using Result = lincat::test::CommandResult;
 
 Result run(const std::string& args) {
-    std::string cmd = std::string(LINCAT_BINARY_DIR) + "/lincat " + args + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    Result r{-1, ""};
-    if (!p) return r;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-    int status = pclose(p);
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return r;
+    return lincat::test::run_command(std::string(LINCAT_BINARY_DIR) + "/lincat " + args + " 2>&1");
 }
 
 }  // namespace

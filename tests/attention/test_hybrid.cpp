@@ -260,14 +260,9 @@ TEST(HybridIndependent, MatchesPythonReference) {
                                                   {"gamma", in.gamma}, {"lambda", in.lambda}});
         std::string cmd = "/usr/bin/python3 " + std::string(LINCAT_TESTS_DIR) + "/reference/hybrid_reference.py " +
                           dir.file("in.safetensors") + " " + kind + " 8 " + align;
-        FILE* p = popen(cmd.c_str(), "r");
-        ASSERT_NE(p, nullptr);
-        std::string out;
-        char buf[65536];
-        size_t n;
-        while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-        ASSERT_EQ(pclose(p), 0) << cmd;
-        auto ref = torch::tensor(parse_json(out, "reference")["y"].get<std::vector<double>>()).view({1, 2, 27, 8});
+        auto result = lincat::test::run_command(cmd);
+        ASSERT_EQ(result.code, 0) << cmd;
+        auto ref = torch::tensor(parse_json(result.out, "reference")["y"].get<std::vector<double>>()).view({1, 2, 27, 8});
         // Python computes in float64; ours in fp32.
         EXPECT_LT(max_diff(chunked(in, w), ref), 2e-5) << kind << " " << align;
         EXPECT_LT(max_diff(quadratic(in, w), ref), 2e-5) << kind << " " << align;

@@ -74,14 +74,9 @@ TEST_F(StoriesModel, MatchesIndependentLlama2cReference) {
     auto ids = tok->encode("Tom and Sue went to the park. They saw a dog", true);
     std::string cmd = "/usr/bin/python3 " + std::string(LINCAT_TESTS_DIR) + "/reference/llama2c_reference.py " + model_bin;
     for (auto id : ids) cmd += " " + std::to_string(id);
-    FILE* p = popen(cmd.c_str(), "r");
-    ASSERT_NE(p, nullptr);
-    std::string out;
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    ASSERT_EQ(pclose(p), 0) << "reference script failed";
-    auto ref = parse_json(out, "reference")["logits"].get<std::vector<std::vector<float>>>();
+    auto result = lincat::test::run_command(cmd);
+    ASSERT_EQ(result.code, 0) << "reference script failed: " << cmd;
+    auto ref = parse_json(result.out, "reference")["logits"].get<std::vector<std::vector<float>>>();
     ASSERT_EQ(ref.size(), ids.size());
     torch::NoGradGuard ng;
     auto logits = (*model)->forward(torch::tensor(std::vector<int64_t>(ids.begin(), ids.end())).view({1, -1}))[0];
