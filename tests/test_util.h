@@ -45,7 +45,8 @@ inline void expect_error(const std::function<void()>& fn, std::initializer_list<
         ADD_FAILURE() << "expected an error mentioning '" << *needles.begin() << "', got none";
     } catch (const std::exception& e) {
         std::string msg = e.what();
-        for (auto& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << "error '" << msg << "' lacks '" << n << "'";
+        for (auto& n : needles)
+            EXPECT_NE(msg.find(n), std::string::npos) << "error '" << msg << "' lacks '" << n << "'";
     }
 }
 

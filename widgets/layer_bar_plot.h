@@ -11,12 +11,12 @@ namespace lincat::widgets {
 
 class LayerBarPlot : public QWidget {
     Q_OBJECT
-public:
+  public:
     explicit LayerBarPlot(QWidget* parent = nullptr);
     void set_values(const QVector<double>& values, const QString& value_label, bool log_scale = false);
     QCustomPlot* plot() const { return plot_; }
 
-private:
+  private:
     QCustomPlot* plot_;
 };
 

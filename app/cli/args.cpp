@@ -41,13 +41,19 @@ int64_t parse_count(const std::string& text, const std::string& what, bool binar
     double v = std::strtod(text.c_str(), &end);
     std::string suffix(end);
     double mult = 1;
-    if (suffix == "K" || suffix == "k") mult = binary ? 1024.0 : 1e3;
-    else if (suffix == "M" || suffix == "m") mult = binary ? 1048576.0 : 1e6;
-    else if (suffix == "B" || suffix == "G" || suffix == "b") mult = binary ? 1073741824.0 : 1e9;
-    else if (suffix == "T") mult = 1e12;
-    else if (!suffix.empty()) fail(what, ": cannot read '", text, "' as a number");
+    if (suffix == "K" || suffix == "k")
+        mult = binary ? 1024.0 : 1e3;
+    else if (suffix == "M" || suffix == "m")
+        mult = binary ? 1048576.0 : 1e6;
+    else if (suffix == "B" || suffix == "G" || suffix == "b")
+        mult = binary ? 1073741824.0 : 1e9;
+    else if (suffix == "T")
+        mult = 1e12;
+    else if (!suffix.empty())
+        fail(what, ": cannot read '", text, "' as a number");
     v *= mult;
-    if (!std::isfinite(v) || std::fabs(v) > 9e18 || v != std::floor(v)) fail(what, ": '", text, "' is not a whole number in range");
+    if (!std::isfinite(v) || std::fabs(v) > 9e18 || v != std::floor(v))
+        fail(what, ": '", text, "' is not a whole number in range");
     return int64_t(v);
 }
 
@@ -60,7 +66,8 @@ double Args::get_double(const std::string& name, double fallback) const {
     std::string s = get(name);
     char* end = nullptr;
     double v = std::strtod(s.c_str(), &end);
-    if (s.empty() || *end != '\0' || !std::isfinite(v)) fail(command_, " --", name, ": cannot read '", s, "' as a number");
+    if (s.empty() || *end != '\0' || !std::isfinite(v))
+        fail(command_, " --", name, ": cannot read '", s, "' as a number");
     return v;
 }
 

@@ -19,7 +19,7 @@ struct OptionSpec {
 };
 
 class Args {
-public:
+  public:
     Args(std::string command, std::vector<OptionSpec> specs, const std::vector<std::string>& argv);
 
     bool has(const std::string& name) const { return values_.count(name) != 0; }
@@ -29,7 +29,7 @@ public:
     double get_double(const std::string& name, double fallback) const;
     std::string help() const;
 
-private:
+  private:
     std::string command_;
     std::vector<OptionSpec> specs_;
     std::map<std::string, std::string> values_;

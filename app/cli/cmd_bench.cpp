@@ -88,7 +88,8 @@ Row bench_prefill(const HeadShape& shape, int64_t n, double budget_s, double sof
     r.softmax_heads_measured = h_meas;
     r.softmax_mode = blocked ? "query blocks of 1024" : "full n x n";
     {
-        auto q = torch::randn({1, h_meas, n, d}), k = torch::randn({1, h_meas, n, d}), v = torch::randn({1, h_meas, n, d});
+        auto q = torch::randn({1, h_meas, n, d}), k = torch::randn({1, h_meas, n, d}),
+             v = torch::randn({1, h_meas, n, d});
         Measured m = measure([&] { softmax_prefill(q, k, v, blocked); }, 2);
         const double scale = double(H) / double(h_meas);
         r.softmax_ms = 1e3 * m.seconds * scale;
@@ -96,7 +97,8 @@ Row bench_prefill(const HeadShape& shape, int64_t n, double budget_s, double sof
         r.softmax_gflops = flops_per_head * double(h_meas) / m.seconds / 1e9;
     }
     {
-        HybridAttentionImpl attn(HybridOptions(H, d).window({WindowKind::Terraced, w, BlockAlign::Start}).feature_dim(f));
+        HybridAttentionImpl attn(
+            HybridOptions(H, d).window({WindowKind::Terraced, w, BlockAlign::Start}).feature_dim(f));
         auto q = torch::randn({1, H, n, d}), k = torch::randn({1, H, n, d}), v = torch::randn({1, H, n, d});
         Measured m = measure([&] { attn.forward(q, k, v, nullptr); }, 2);
         const double s = m.seconds;
@@ -113,7 +115,10 @@ Row bench_decode(const HeadShape& shape, int64_t n, int steps) {
     const int64_t H = shape.heads, d = shape.head_dim;
     Row r{"decode", shape.name, n, H, d, 0, 0, 0, 0, H, "KV cache", 0, 0};
     torch::NoGradGuard ng;
-    auto step_inputs = [&] { return std::vector<torch::Tensor>{torch::randn({1, H, 1, d}), torch::randn({1, H, 1, d}), torch::randn({1, H, 1, d})}; };
+    auto step_inputs = [&] {
+        return std::vector<torch::Tensor>{torch::randn({1, H, 1, d}), torch::randn({1, H, 1, d}),
+                                          torch::randn({1, H, 1, d})};
+    };
     {
         SoftmaxAttentionImpl attn;
         auto state = attn.new_state();
@@ -147,9 +152,12 @@ Row bench_decode(const HeadShape& shape, int64_t n, int steps) {
 
 std::string human_bytes(double b) {
     char buf[32];
-    if (b >= 1e9) std::snprintf(buf, sizeof buf, "%.2f GB", b / 1e9);
-    else if (b >= 1e6) std::snprintf(buf, sizeof buf, "%.1f MB", b / 1e6);
-    else std::snprintf(buf, sizeof buf, "%.1f kB", b / 1e3);
+    if (b >= 1e9)
+        std::snprintf(buf, sizeof buf, "%.2f GB", b / 1e9);
+    else if (b >= 1e6)
+        std::snprintf(buf, sizeof buf, "%.1f MB", b / 1e6);
+    else
+        std::snprintf(buf, sizeof buf, "%.1f kB", b / 1e3);
     return buf;
 }
 
@@ -190,28 +198,37 @@ int bench_attention(const Argv& argv) {
     const bool as_json = a.flag("json");
 
     const double mm = matmul_gflops();
-    if (!as_json)
-        std::printf("threads %d; plain fp32 matmul 2048^3: %.1f GFLOP/s\n", at::get_num_threads(), mm);
+    if (!as_json) std::printf("threads %d; plain fp32 matmul 2048^3: %.1f GFLOP/s\n", at::get_num_threads(), mm);
     std::vector<Row> rows;
     for (auto& s : shapes) {
         double softmax_rate = mm * 0.2;  // first guess; then the rate measured at the previous n
         for (int64_t n : ns) {
             rows.push_back(bench_prefill(s, n, budget, softmax_rate));
             softmax_rate = rows.back().softmax_gflops;
-            if (!as_json) std::fprintf(stderr, "  prefill %s n=%lld: softmax %.0f ms, hybrid %.0f ms\n", s.name.c_str(),
-                                       (long long)n, rows.back().softmax_ms, rows.back().hybrid_ms);
+            if (!as_json)
+                std::fprintf(stderr, "  prefill %s n=%lld: softmax %.0f ms, hybrid %.0f ms\n", s.name.c_str(),
+                             (long long)n, rows.back().softmax_ms, rows.back().hybrid_ms);
         }
         for (int64_t n : contexts) rows.push_back(bench_decode(s, n, steps));
     }
     if (as_json) {
         json arr = json::array();
         for (auto& r : rows)
-            arr.push_back({{"kind", r.kind}, {"shape", r.shape}, {"n", r.n}, {"heads", r.heads}, {"head_dim", r.head_dim},
-                           {"softmax_ms", r.softmax_ms}, {"hybrid_ms", r.hybrid_ms},
-                           {"softmax_peak_bytes", r.softmax_peak_bytes}, {"hybrid_peak_bytes", r.hybrid_peak_bytes},
-                           {"softmax_heads_measured", r.softmax_heads_measured}, {"softmax_mode", r.softmax_mode},
-                           {"speedup", r.softmax_ms / r.hybrid_ms}, {"softmax_gflops", r.softmax_gflops},
-                           {"hybrid_gflops", r.hybrid_gflops}, {"matmul_gflops", mm}});
+            arr.push_back({{"kind", r.kind},
+                           {"shape", r.shape},
+                           {"n", r.n},
+                           {"heads", r.heads},
+                           {"head_dim", r.head_dim},
+                           {"softmax_ms", r.softmax_ms},
+                           {"hybrid_ms", r.hybrid_ms},
+                           {"softmax_peak_bytes", r.softmax_peak_bytes},
+                           {"hybrid_peak_bytes", r.hybrid_peak_bytes},
+                           {"softmax_heads_measured", r.softmax_heads_measured},
+                           {"softmax_mode", r.softmax_mode},
+                           {"speedup", r.softmax_ms / r.hybrid_ms},
+                           {"softmax_gflops", r.softmax_gflops},
+                           {"hybrid_gflops", r.hybrid_gflops},
+                           {"matmul_gflops", mm}});
         std::printf("%s\n", arr.dump(1).c_str());
         return 0;
     }
@@ -221,8 +238,8 @@ int bench_attention(const Argv& argv) {
         std::string note = r.kind == "decode" ? "ms/token; mem = KV cache vs state" : r.softmax_mode;
         if (r.softmax_heads_measured < r.heads)
             note += ", softmax measured on " + std::to_string(r.softmax_heads_measured) + " heads, scaled";
-        std::printf("%-8s %-11s %7lld %9.2fms %9.2fms %7.1fx %11s %11s %9.1f %9.1f  %s\n", r.kind.c_str(), r.shape.c_str(),
-                    (long long)r.n, r.softmax_ms, r.hybrid_ms, r.softmax_ms / r.hybrid_ms,
+        std::printf("%-8s %-11s %7lld %9.2fms %9.2fms %7.1fx %11s %11s %9.1f %9.1f  %s\n", r.kind.c_str(),
+                    r.shape.c_str(), (long long)r.n, r.softmax_ms, r.hybrid_ms, r.softmax_ms / r.hybrid_ms,
                     human_bytes(double(r.softmax_peak_bytes)).c_str(), human_bytes(double(r.hybrid_peak_bytes)).c_str(),
                     r.softmax_gflops, r.hybrid_gflops, note.c_str());
     }

@@ -13,5 +13,6 @@ int cmd_generate(const Argv& argv);
 int cmd_ppl(const Argv& argv);
 int cmd_models(const Argv& argv);
 int cmd_bench(const Argv& argv);
+int cmd_distill(const Argv& argv);
 
 }  // namespace lincat::cli

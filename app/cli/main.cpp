@@ -19,6 +19,7 @@ static void usage() {
                  "  generate        generate text from a prompt (prints tokens/s)\n"
                  "  ppl             perplexity of a model over a text file\n"
                  "  models          list the models in the cache\n"
+                 "  distill         stage 1: attention transfer into hybrid layers (recorded in a workspace)\n"
                  "  bench           benchmarks (bench attention)\n");
 }
 
@@ -28,8 +29,12 @@ int main(int argc, char** argv) {
         return argc < 2 ? 2 : 0;
     }
     const std::map<std::string, std::function<int(const Argv&)>> commands = {
-        {"import-llama2c", cmd_import_llama2c}, {"generate", cmd_generate}, {"ppl", cmd_ppl},
-        {"models", cmd_models},                 {"bench", cmd_bench},
+        {"import-llama2c", cmd_import_llama2c},
+        {"generate", cmd_generate},
+        {"ppl", cmd_ppl},
+        {"models", cmd_models},
+        {"distill", cmd_distill},
+        {"bench", cmd_bench},
     };
     auto it = commands.find(argv[1]);
     if (it == commands.end()) {

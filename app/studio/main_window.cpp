@@ -48,9 +48,9 @@ bool MainWindow::open_model(const QString& dir) {
                               .arg(c.num_key_value_heads)
                               .arg(c.vocab_size)
                               .arg(double(c.parameter_count()) / 1e6, 0, 'f', 1));
-        const double per_layer = double(c.parameter_count() - c.vocab_size * c.hidden_size *
-                                                                   (c.tie_word_embeddings ? 1 : 2)) /
-                                 double(c.num_hidden_layers);
+        const double per_layer =
+            double(c.parameter_count() - c.vocab_size * c.hidden_size * (c.tie_word_embeddings ? 1 : 2)) /
+            double(c.num_hidden_layers);
         params_plot_->set_values(QVector<double>(int(c.num_hidden_layers), per_layer / 1e6), "parameters (M)");
         statusBar()->showMessage("Opened " + dir);
         return true;

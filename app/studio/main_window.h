@@ -14,12 +14,12 @@ namespace lincat::studio {
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
-public:
+  public:
     explicit MainWindow(QWidget* parent = nullptr);
     // Shows the model in `dir`; returns false (and shows why) when it cannot be read.
     bool open_model(const QString& dir);
 
-private:
+  private:
     void choose_model();
     QLabel* summary_;
     widgets::LayerBarPlot* params_plot_;

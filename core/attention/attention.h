@@ -11,14 +11,14 @@
 namespace lincat {
 
 class AttentionState {
-public:
+  public:
     virtual ~AttentionState() = default;
     virtual int64_t length() const = 0;  // tokens seen so far
     virtual int64_t bytes() const = 0;   // memory held by the state
 };
 
 class AttentionCoreImpl : public torch::nn::Module {
-public:
+  public:
     // q is (B, H, T, D), k and v are (B, Hkv, T, D) with H a multiple of Hkv; returns (B, H, T, D).
     // state == nullptr: causal attention among the T tokens. Otherwise the T tokens follow the
     // state's past tokens and the state is advanced by T.
@@ -32,8 +32,8 @@ public:
 struct AttentionTap {
     virtual ~AttentionTap() = default;
     // q (B,H,T,D) after RoPE, k/v (B,Hkv,T,D), out (B,H,T,D) before o_proj.
-    virtual void on_attention(int64_t layer, const torch::Tensor& q, const torch::Tensor& k,
-                              const torch::Tensor& v, const torch::Tensor& out) = 0;
+    virtual void on_attention(int64_t layer, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                              const torch::Tensor& out) = 0;
 };
 
 }  // namespace lincat

@@ -14,10 +14,14 @@ FeatureMapKind parse_feature_map_kind(const std::string& s) {
 
 std::string feature_map_kind_name(FeatureMapKind k) {
     switch (k) {
-        case FeatureMapKind::SoftmaxDim: return "softmax_dim";
-        case FeatureMapKind::Relu: return "relu";
-        case FeatureMapKind::OnePlusElu: return "1+elu";
-        case FeatureMapKind::ExpDim: return "exp_dim";
+        case FeatureMapKind::SoftmaxDim:
+            return "softmax_dim";
+        case FeatureMapKind::Relu:
+            return "relu";
+        case FeatureMapKind::OnePlusElu:
+            return "1+elu";
+        case FeatureMapKind::ExpDim:
+            return "exp_dim";
     }
     return "?";
 }
@@ -47,7 +51,7 @@ void FeatureMapImpl::reset() {
 int64_t FeatureMapImpl::output_dim() const {
     auto k = options_.kind();
     return (k == FeatureMapKind::SoftmaxDim || k == FeatureMapKind::ExpDim) ? 2 * options_.feature_dim()
-                                                                             : options_.feature_dim();
+                                                                            : options_.feature_dim();
 }
 
 torch::Tensor FeatureMapImpl::forward(const torch::Tensor& x) {

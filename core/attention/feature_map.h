@@ -23,7 +23,7 @@ struct FeatureMapOptions {
 };
 
 class FeatureMapImpl : public torch::nn::Module {
-public:
+  public:
     explicit FeatureMapImpl(const FeatureMapOptions& options);
     void reset();
     // x (B, H, T, d) -> (B, H, T, output_dim()), computed in fp32.
@@ -34,7 +34,7 @@ public:
     torch::Tensor layer;  // (H, d, f)
     torch::Tensor bias;   // (H, 1, f), relu only
 
-private:
+  private:
     FeatureMapOptions options_;
 };
 TORCH_MODULE(FeatureMap);

@@ -14,7 +14,9 @@ WindowKind parse_window_kind(const std::string& s) {
     fail("window variant '", s, "' is not one of tk, sw");
 }
 
-std::string window_kind_name(WindowKind k) { return k == WindowKind::Terraced ? "tk" : "sw"; }
+std::string window_kind_name(WindowKind k) {
+    return k == WindowKind::Terraced ? "tk" : "sw";
+}
 
 // End alignment puts tk block edges at n - w, n - 2w, ...: the same as start alignment
 // after shifting positions right by (w - n % w) % w.
@@ -51,13 +53,14 @@ static void check_inputs(const torch::Tensor& q, const torch::Tensor& k, const t
         fail("hybrid attention: gamma and lambda need one value per head (", q.size(1), ")");
     // One reduction per tensor: a NaN or inf anywhere makes the sum non-finite.
     for (auto* t : {&q, &k, &v})
-        if (!std::isfinite(t->sum().item<double>())) fail("hybrid attention: non-finite values (NaN or inf) in q, k or v");
+        if (!std::isfinite(t->sum().item<double>()))
+            fail("hybrid attention: non-finite values (NaN or inf) in q, k or v");
 }
 
 torch::Tensor hybrid_attention_quadratic(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                         const torch::Tensor& f_q, const torch::Tensor& f_k,
-                                         const torch::Tensor& gamma, const torch::Tensor& lambda,
-                                         const WindowSpec& window, torch::Tensor* weights_out) {
+                                         const torch::Tensor& f_q, const torch::Tensor& f_k, const torch::Tensor& gamma,
+                                         const torch::Tensor& lambda, const WindowSpec& window,
+                                         torch::Tensor* weights_out) {
     check_window(window);
     check_inputs(q, k, v, f_q, f_k, gamma, lambda);
     const int64_t H = q.size(1), T = q.size(2), d = q.size(3);
@@ -68,9 +71,10 @@ torch::Tensor hybrid_attention_quadratic(const torch::Tensor& q, const torch::Te
     auto g = gamma.to(torch::kFloat32).view({1, H, 1, 1}), l = lambda.to(torch::kFloat32).view({1, H, 1, 1});
 
     auto s = torch::matmul(qf, kf.transpose(-1, -2)) / std::sqrt(double(d));  // (B,H,T,T)
-    auto s_win = s.masked_fill(win.logical_not(), -INFINITY);  // mask before exp: no inf * 0 in backward
+    auto s_win = s.masked_fill(win.logical_not(), -INFINITY);                 // mask before exp: no inf * 0 in backward
     auto a_sm = g * torch::exp(s_win - s_win.amax(-1, true));
-    auto a_ln = l * torch::matmul(f_q.to(torch::kFloat32), f_k.to(torch::kFloat32).transpose(-1, -2)).masked_fill(lin.logical_not(), 0);
+    auto a_ln = l * torch::matmul(f_q.to(torch::kFloat32), f_k.to(torch::kFloat32).transpose(-1, -2))
+                        .masked_fill(lin.logical_not(), 0);
     auto a = a_sm + a_ln;
     auto w = a / a.sum(-1, true);
     if (weights_out) *weights_out = w;
@@ -78,9 +82,8 @@ torch::Tensor hybrid_attention_quadratic(const torch::Tensor& q, const torch::Te
 }
 
 torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                       const torch::Tensor& f_q, const torch::Tensor& f_k,
-                                       const torch::Tensor& gamma, const torch::Tensor& lambda,
-                                       const WindowSpec& window) {
+                                       const torch::Tensor& f_q, const torch::Tensor& f_k, const torch::Tensor& gamma,
+                                       const torch::Tensor& lambda, const WindowSpec& window) {
     check_window(window);
     check_inputs(q, k, v, f_q, f_k, gamma, lambda);
     const int64_t B = q.size(0), H = q.size(1), T = q.size(2), d = q.size(3);
@@ -125,11 +128,12 @@ torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tens
     // Padding rows (before an end-aligned sequence) have an empty window: use max 0 there.
     auto m = s_win.amax(-1, true);
     m = m.masked_fill(torch::isinf(m), 0);
-    auto a = (s_win - m).exp_();  // masked entries are exp(-inf) = 0, with zero gradient
+    auto a = (s_win - m).exp_();          // masked entries are exp(-inf) = 0, with zero gradient
     auto num = g * torch::matmul(a, V2);  // (B,H,C,w,d); gamma applied after the reduction
     auto den = g * a.sum(-1, true);       // (B,H,C,w,1)
     if (window.kind == WindowKind::Sliding) {
-        auto b_ln = l * torch::matmul(FQ, with_prev(FK).transpose(-1, -2)).masked_fill_(lin_local.logical_not().to(dev), 0);
+        auto b_ln =
+            l * torch::matmul(FQ, with_prev(FK).transpose(-1, -2)).masked_fill_(lin_local.logical_not().to(dev), 0);
         num = num + torch::matmul(b_ln, V2);
         den = den + b_ln.sum(-1, true);
     }
@@ -137,7 +141,7 @@ torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tens
     // Linear state of chunks <= c-2: inclusive cumulative sums over chunks, read two chunks late.
     if (C > 2) {
         auto kv = torch::matmul(FK.transpose(-1, -2), V).cumsum(2);  // (B,H,C,F,d)
-        auto ks = FK.sum(3).cumsum(2).unsqueeze(-1);                   // (B,H,C,F,1)
+        auto ks = FK.sum(3).cumsum(2).unsqueeze(-1);                 // (B,H,C,F,1)
         auto fq_late = FQ.narrow(2, 2, C - 2);
         auto num_ln = l * torch::matmul(fq_late, kv.narrow(2, 0, C - 2));
         auto den_ln = l * torch::matmul(fq_late, ks.narrow(2, 0, C - 2));
@@ -201,8 +205,8 @@ torch::Tensor HybridState::step(const torch::Tensor& q, const torch::Tensor& k, 
     auto s_win = s.masked_fill(win.logical_not(), -INFINITY);
     auto a = g * torch::exp(s_win - s_win.amax(-1, true)) +
              l * torch::matmul(fq, ring_f_.transpose(-1, -2)).masked_fill(lin.logical_not(), 0);
-    auto num = torch::matmul(a, ring_v_) + l * torch::matmul(fq, S_);                    // (B,H,1,d)
-    auto den = a.sum(-1, true) + l * torch::matmul(fq, z_.unsqueeze(-1));                  // (B,H,1,1)
+    auto num = torch::matmul(a, ring_v_) + l * torch::matmul(fq, S_);      // (B,H,1,d)
+    auto den = a.sum(-1, true) + l * torch::matmul(fq, z_.unsqueeze(-1));  // (B,H,1,1)
     ++length_;
     return num / den;
 }
@@ -232,13 +236,18 @@ void HybridState::absorb_prefill(const torch::Tensor& k, const torch::Tensor& v,
 HybridAttentionImpl::HybridAttentionImpl(const HybridOptions& o) : options_(o) {
     check_window(o.window());
     if (o.feature_dim() <= 0) fail("hybrid attention: feature dim must be positive, got ", o.feature_dim());
-    auto fm = FeatureMapOptions(o.heads(), o.head_dim()).feature_dim(o.feature_dim()).kind(o.feature_map()).identity_init(o.identity_init());
+    auto fm = FeatureMapOptions(o.heads(), o.head_dim())
+                  .feature_dim(o.feature_dim())
+                  .kind(o.feature_map())
+                  .identity_init(o.identity_init());
     feature_map_q = register_module("feature_map_q", FeatureMap(fm));
     feature_map_k = register_module("feature_map_k", FeatureMap(fm));
     window_factors = register_parameter("window_factors", torch::full({o.heads()}, o.init_gamma_logit()));
 }
 
-torch::Tensor HybridAttentionImpl::gamma() const { return torch::sigmoid(window_factors); }
+torch::Tensor HybridAttentionImpl::gamma() const {
+    return torch::sigmoid(window_factors);
+}
 torch::Tensor HybridAttentionImpl::lambda() const {
     return options_.affine() ? 1 - torch::sigmoid(window_factors) : torch::ones_like(window_factors);
 }

@@ -15,8 +15,8 @@
 
 namespace lincat {
 
-enum class WindowKind { Terraced, Sliding };  // "tk" (LoLCATs default) and "sw"
-enum class BlockAlign { Start, End };         // where tk block edges sit (see DESIGN.md 1.1)
+enum class WindowKind { Terraced, Sliding };            // "tk" (LoLCATs default) and "sw"
+enum class BlockAlign { Start, End };                   // where tk block edges sit (see DESIGN.md 1.1)
 WindowKind parse_window_kind(const std::string& name);  // tk | sw
 std::string window_kind_name(WindowKind kind);
 
@@ -33,22 +33,21 @@ torch::Tensor hybrid_window_mask(int64_t n, const WindowSpec& window);
 // gamma, lambda (H). Everything is computed in fp32; the result has q's dtype.
 // weights_out (optional): the (B, H, T, T) normalised weights.
 torch::Tensor hybrid_attention_quadratic(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                         const torch::Tensor& f_q, const torch::Tensor& f_k,
-                                         const torch::Tensor& gamma, const torch::Tensor& lambda,
-                                         const WindowSpec& window, torch::Tensor* weights_out = nullptr);
+                                         const torch::Tensor& f_q, const torch::Tensor& f_k, const torch::Tensor& gamma,
+                                         const torch::Tensor& lambda, const WindowSpec& window,
+                                         torch::Tensor* weights_out = nullptr);
 
 // Same result with chunks of w tokens: softmax against chunks c-1 and c, linear against
 // the running state of chunks <= c-2 (and, for sw, the part of chunk c-1 left of the window).
 torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                       const torch::Tensor& f_q, const torch::Tensor& f_k,
-                                       const torch::Tensor& gamma, const torch::Tensor& lambda,
-                                       const WindowSpec& window);
+                                       const torch::Tensor& f_q, const torch::Tensor& f_k, const torch::Tensor& gamma,
+                                       const torch::Tensor& lambda, const WindowSpec& window);
 
 // Recurrent decode state: the linear state S = sum phi_k(k_j) v_j^T (B,H,F,d), z = sum phi_k(k_j)
 // (B,H,F), and a ring buffer of the last `capacity` keys, values and phi_k(k) with their
 // positions (w for sw, 2w for an exact tk decode). Memory does not grow with context.
 class HybridState : public AttentionState {
-public:
+  public:
     HybridState(WindowSpec decode_window) : window_(decode_window) {}
     int64_t length() const override { return length_; }
     int64_t bytes() const override;
@@ -56,13 +55,12 @@ public:
     int64_t capacity() const { return window_.kind == WindowKind::Sliding ? window_.size : 2 * window_.size; }
 
     // One token per call: q, k, v (B, H, 1, d), f_q, f_k (B, H, 1, F). Returns (B, H, 1, d) fp32.
-    torch::Tensor step(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                       const torch::Tensor& f_q, const torch::Tensor& f_k, const torch::Tensor& gamma,
-                       const torch::Tensor& lambda);
+    torch::Tensor step(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& f_q,
+                       const torch::Tensor& f_k, const torch::Tensor& gamma, const torch::Tensor& lambda);
     // Loads the state after a prefill of T tokens from scratch (k, v, f_k of all of them).
     void absorb_prefill(const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& f_k);
 
-private:
+  private:
     void allocate(const torch::Tensor& k, const torch::Tensor& f_k);
     WindowSpec window_;
     torch::Tensor S_, z_;                     // fp32
@@ -79,14 +77,14 @@ struct HybridOptions {
     TORCH_ARG(int64_t, feature_dim) = 64;
     TORCH_ARG(FeatureMapKind, feature_map) = FeatureMapKind::SoftmaxDim;
     TORCH_ARG(bool, identity_init) = false;
-    TORCH_ARG(bool, affine) = false;               // lambda = 1 - gamma instead of 1
-    TORCH_ARG(double, init_gamma_logit) = -2.1972;  // sigmoid -> gamma = 0.1
-    TORCH_ARG(bool, quadratic_prefill) = false;     // use the quadratic form (tests, viewers)
+    TORCH_ARG(bool, affine) = false;                              // lambda = 1 - gamma instead of 1
+    TORCH_ARG(double, init_gamma_logit) = -2.1972;                // sigmoid -> gamma = 0.1
+    TORCH_ARG(bool, quadratic_prefill) = false;                   // use the quadratic form (tests, viewers)
     TORCH_ARG(WindowKind, decode_window) = WindowKind::Terraced;  // Sliding = LoLCATs' decode
 };
 
 class HybridAttentionImpl : public AttentionCoreImpl {
-public:
+  public:
     explicit HybridAttentionImpl(const HybridOptions& options);
     torch::Tensor forward(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                           AttentionState* state) override;
@@ -102,7 +100,7 @@ public:
     FeatureMap feature_map_q{nullptr}, feature_map_k{nullptr};
     torch::Tensor window_factors;  // (H) logits: gamma = sigmoid(window_factors)
 
-private:
+  private:
     torch::Tensor repeat_kv(const torch::Tensor& x) const;
     HybridOptions options_;
 };

@@ -30,14 +30,18 @@ void KVCache::append(const torch::Tensor& k, const torch::Tensor& v) {
     length_ += t;
 }
 
-torch::Tensor KVCache::keys() const { return k_.narrow(2, 0, length_); }
-torch::Tensor KVCache::values() const { return v_.narrow(2, 0, length_); }
+torch::Tensor KVCache::keys() const {
+    return k_.narrow(2, 0, length_);
+}
+torch::Tensor KVCache::values() const {
+    return v_.narrow(2, 0, length_);
+}
 int64_t KVCache::bytes() const {
     return k_.defined() ? 2 * length_ * k_.size(0) * k_.size(1) * k_.size(3) * k_.element_size() : 0;
 }
 
-torch::Tensor softmax_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                int64_t q_start, int64_t sliding_window, torch::Tensor* weights_out) {
+torch::Tensor softmax_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, int64_t q_start,
+                                int64_t sliding_window, torch::Tensor* weights_out) {
     TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "softmax_attention: expected 4-d q, k, v");
     const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
     const int64_t Hkv = k.size(1), S = k.size(2);
@@ -60,8 +64,8 @@ torch::Tensor softmax_attention(const torch::Tensor& q, const torch::Tensor& k, 
     return out.view({B, H, T, D}).to(q.scalar_type());
 }
 
-torch::Tensor SoftmaxAttentionImpl::forward(const torch::Tensor& q, const torch::Tensor& k,
-                                            const torch::Tensor& v, AttentionState* state) {
+torch::Tensor SoftmaxAttentionImpl::forward(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                            AttentionState* state) {
     if (!state) return softmax_attention(q, k, v, 0, sliding_window_);
     auto* cache = dynamic_cast<KVCache*>(state);
     if (!cache) fail("softmax attention: given a state that is not a KV cache");

@@ -7,7 +7,7 @@
 namespace lincat {
 
 class KVCache : public AttentionState {
-public:
+  public:
     // Appends k, v (B, Hkv, T, D); capacity doubles so decode is amortised O(1) per token.
     void append(const torch::Tensor& k, const torch::Tensor& v);
     torch::Tensor keys() const;    // (B, Hkv, length, D)
@@ -15,7 +15,7 @@ public:
     int64_t length() const override { return length_; }
     int64_t bytes() const override;
 
-private:
+  private:
     torch::Tensor k_, v_;
     int64_t length_ = 0;
 };
@@ -23,19 +23,18 @@ private:
 // Reference softmax attention of queries at positions [q_start, q_start + T) over keys at
 // positions [0, S). Returns (B, H, T, D) in q's dtype; `weights_out`, when given, gets the
 // (B, H, T, S) fp32 attention weights.
-torch::Tensor softmax_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                int64_t q_start, int64_t sliding_window = 0,
-                                torch::Tensor* weights_out = nullptr);
+torch::Tensor softmax_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, int64_t q_start,
+                                int64_t sliding_window = 0, torch::Tensor* weights_out = nullptr);
 
 class SoftmaxAttentionImpl : public AttentionCoreImpl {
-public:
+  public:
     explicit SoftmaxAttentionImpl(int64_t sliding_window = 0) : sliding_window_(sliding_window) {}
     torch::Tensor forward(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                           AttentionState* state) override;
     std::unique_ptr<AttentionState> new_state() const override { return std::make_unique<KVCache>(); }
     std::string kind() const override { return "softmax"; }
 
-private:
+  private:
     int64_t sliding_window_;
 };
 

@@ -15,8 +15,8 @@ static RopeScaling parse_rope_scaling(const json& j, const std::string& label) {
     if (!j.is_object()) fail(label, ": field 'rope_scaling' must be an object or null");
     std::string lab = label + " rope_scaling";
     // HF has used both "type" and "rope_type".
-    std::string type = j.contains("rope_type") ? json_get<std::string>(j, "rope_type", lab)
-                                               : json_get<std::string>(j, "type", lab);
+    std::string type =
+        j.contains("rope_type") ? json_get<std::string>(j, "rope_type", lab) : json_get<std::string>(j, "type", lab);
     if (type == "default") type = "none";
     if (type != "none" && type != "linear" && type != "llama3")
         fail(label, ": rope_scaling type '", type, "' is not supported (supported: linear, llama3)");
@@ -26,18 +26,15 @@ static RopeScaling parse_rope_scaling(const json& j, const std::string& label) {
     if (type == "llama3") {
         r.low_freq_factor = json_get<double>(j, "low_freq_factor", lab);
         r.high_freq_factor = json_get<double>(j, "high_freq_factor", lab);
-        r.original_max_position_embeddings =
-            json_get<int64_t>(j, "original_max_position_embeddings", lab);
+        r.original_max_position_embeddings = json_get<int64_t>(j, "original_max_position_embeddings", lab);
         if (r.high_freq_factor <= r.low_freq_factor)
             fail(label, ": rope_scaling.high_freq_factor must exceed low_freq_factor");
-        require_positive(r.original_max_position_embeddings,
-                         "rope_scaling.original_max_position_embeddings", label);
+        require_positive(r.original_max_position_embeddings, "rope_scaling.original_max_position_embeddings", label);
     }
     return r;
 }
 
-static int64_t first_token_id(const json& j, const char* field, int64_t fallback,
-                              const std::string& label) {
+static int64_t first_token_id(const json& j, const char* field, int64_t fallback, const std::string& label) {
     if (!j.contains(field) || j.at(field).is_null()) return fallback;
     const json& v = j.at(field);
     if (v.is_array()) {  // Llama 3.1 lists several eos ids; the first is the main one
@@ -60,16 +57,14 @@ ModelConfig parse_model_config(const std::string& text, const std::string& label
         if (arch == "MistralForCausalLM") c.model_type = "mistral";
     }
     if (c.model_type != "llama" && c.model_type != "mistral")
-        fail(label, ": field 'model_type' is '", c.model_type,
-             "', which is not supported (supported: llama, mistral)");
+        fail(label, ": field 'model_type' is '", c.model_type, "', which is not supported (supported: llama, mistral)");
 
     c.vocab_size = json_get<int64_t>(j, "vocab_size", label);
     c.hidden_size = json_get<int64_t>(j, "hidden_size", label);
     c.intermediate_size = json_get<int64_t>(j, "intermediate_size", label);
     c.num_hidden_layers = json_get<int64_t>(j, "num_hidden_layers", label);
     c.num_attention_heads = json_get<int64_t>(j, "num_attention_heads", label);
-    c.num_key_value_heads =
-        json_get_or<int64_t>(j, "num_key_value_heads", c.num_attention_heads, label);
+    c.num_key_value_heads = json_get_or<int64_t>(j, "num_key_value_heads", c.num_attention_heads, label);
     require_positive(c.vocab_size, "vocab_size", label);
     require_positive(c.hidden_size, "hidden_size", label);
     require_positive(c.intermediate_size, "intermediate_size", label);
@@ -77,8 +72,8 @@ ModelConfig parse_model_config(const std::string& text, const std::string& label
     require_positive(c.num_attention_heads, "num_attention_heads", label);
     require_positive(c.num_key_value_heads, "num_key_value_heads", label);
     if (c.num_attention_heads % c.num_key_value_heads != 0)
-        fail(label, ": num_attention_heads (", c.num_attention_heads,
-             ") must be a multiple of num_key_value_heads (", c.num_key_value_heads, ")");
+        fail(label, ": num_attention_heads (", c.num_attention_heads, ") must be a multiple of num_key_value_heads (",
+             c.num_key_value_heads, ")");
     if (!j.contains("head_dim") || j["head_dim"].is_null()) {
         if (c.hidden_size % c.num_attention_heads != 0)
             fail(label, ": hidden_size (", c.hidden_size, ") is not divisible by num_attention_heads (",

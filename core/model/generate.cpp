@@ -32,7 +32,8 @@ GenerateResult generate(LlamaModel& model, const std::vector<int32_t>& prompt, c
     using clock = std::chrono::steady_clock;
     auto t0 = clock::now();
     auto device = model->parameters().front().device();
-    auto input = torch::tensor(std::vector<int64_t>(prompt.begin(), prompt.end()), torch::kLong).view({1, -1}).to(device);
+    auto input =
+        torch::tensor(std::vector<int64_t>(prompt.begin(), prompt.end()), torch::kLong).view({1, -1}).to(device);
     auto logits = model->forward(input, &state).index({0, -1}).cpu();
     auto t1 = clock::now();
     r.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();

@@ -18,7 +18,9 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
 
 LlamaAttentionImpl::LlamaAttentionImpl(const ModelConfig& c, int64_t layer)
     : layer_index(layer), n_heads(c.num_attention_heads), n_kv_heads(c.num_key_value_heads), head_dim(c.head_dim) {
-    auto lin = [&](int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(c.attention_bias)); };
+    auto lin = [&](int64_t in, int64_t out) {
+        return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(c.attention_bias));
+    };
     q_proj = register_module("q_proj", lin(c.hidden_size, c.q_dim()));
     k_proj = register_module("k_proj", lin(c.hidden_size, c.kv_dim()));
     v_proj = register_module("v_proj", lin(c.hidden_size, c.kv_dim()));
@@ -47,7 +49,9 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const Rope& ro
 }
 
 LlamaMLPImpl::LlamaMLPImpl(const ModelConfig& c) {
-    auto lin = [&](int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(c.mlp_bias)); };
+    auto lin = [&](int64_t in, int64_t out) {
+        return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(c.mlp_bias));
+    };
     gate_proj = register_module("gate_proj", lin(c.hidden_size, c.intermediate_size));
     up_proj = register_module("up_proj", lin(c.hidden_size, c.intermediate_size));
     down_proj = register_module("down_proj", lin(c.intermediate_size, c.hidden_size));
@@ -86,7 +90,8 @@ int64_t ModelState::bytes() const {
 LlamaModelImpl::LlamaModelImpl(const ModelConfig& config) : config_(config), rope_(config) {
     model = register_module("model", LlamaBody(config));
     if (!config.tie_word_embeddings)
-        lm_head = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(config.hidden_size, config.vocab_size).bias(false)));
+        lm_head = register_module(
+            "lm_head", torch::nn::Linear(torch::nn::LinearOptions(config.hidden_size, config.vocab_size).bias(false)));
 }
 
 LlamaDecoderLayer LlamaModelImpl::layer(int64_t i) const {
@@ -95,7 +100,8 @@ LlamaDecoderLayer LlamaModelImpl::layer(int64_t i) const {
 
 ModelState LlamaModelImpl::new_state() const {
     ModelState s;
-    for (int64_t i = 0; i < config_.num_hidden_layers; ++i) s.layers.push_back(layer(i)->self_attn->core()->new_state());
+    for (int64_t i = 0; i < config_.num_hidden_layers; ++i)
+        s.layers.push_back(layer(i)->self_attn->core()->new_state());
     return s;
 }
 
@@ -131,11 +137,12 @@ void load_llama_weights(LlamaModel& model, const WeightStore& weights, torch::Dt
         const TensorInfo& info = weights.info(name);
         std::vector<int64_t> want(p.value().sizes().begin(), p.value().sizes().end());
         if (info.shape != want) {
-            fail(weights.file_of(name), ": tensor '", name, "' has shape ", shape_str(info.shape), ", config.json implies ",
-                 shape_str(want));
+            fail(weights.file_of(name), ": tensor '", name, "' has shape ", shape_str(info.shape),
+                 ", config.json implies ", shape_str(want));
         }
         if (info.dtype != DType::F32 && info.dtype != DType::F16 && info.dtype != DType::BF16)
-            fail(weights.file_of(name), ": tensor '", name, "' has dtype ", dtype_name(info.dtype), ", expected F32, F16 or BF16");
+            fail(weights.file_of(name), ": tensor '", name, "' has dtype ", dtype_name(info.dtype),
+                 ", expected F32, F16 or BF16");
         p.value().set_data(weights.get(name, dtype));
     }
     for (auto& p : model->named_parameters()) p.value().set_requires_grad(false);

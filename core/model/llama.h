@@ -36,7 +36,7 @@ struct LlamaAttentionImpl : torch::nn::Module {
     torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
     int64_t layer_index, n_heads, n_kv_heads, head_dim;
 
-private:
+  private:
     std::shared_ptr<AttentionCoreImpl> core_;
 };
 TORCH_MODULE(LlamaAttention);
@@ -74,7 +74,7 @@ struct ModelState {
 };
 
 class LlamaModelImpl : public torch::nn::Module {
-public:
+  public:
     explicit LlamaModelImpl(const ModelConfig& config);
 
     // tokens (B, T) int64 -> logits (B, T, vocab) in fp32. With a state, the tokens follow
@@ -93,7 +93,7 @@ public:
     LlamaBody model{nullptr};
     torch::nn::Linear lm_head{nullptr};  // absent (nullptr) when tie_word_embeddings
 
-private:
+  private:
     ModelConfig config_;
     Rope rope_;
     AttentionTap* tap_ = nullptr;

@@ -9,13 +9,13 @@ namespace lincat {
 uint64_t Llama2cHeader::expected_file_size() const {
     const uint64_t d = uint64_t(dim), hd = uint64_t(hidden_dim), L = uint64_t(n_layers), V = uint64_t(vocab_size);
     const uint64_t head = d / uint64_t(n_heads), kv = uint64_t(n_kv_heads) * head;
-    uint64_t floats = V * d                    // token embedding
-                      + L * d                  // rms_att
+    uint64_t floats = V * d                                     // token embedding
+                      + L * d                                   // rms_att
                       + L * d * d + 2 * L * d * kv + L * d * d  // wq, wk, wv, wo
-                      + L * d                  // rms_ffn
-                      + 3 * L * d * hd         // w1, w2, w3
-                      + d                      // rms_final
-                      + uint64_t(seq_len) * head;  // freq_cis real + imag (head/2 each)
+                      + L * d                                   // rms_ffn
+                      + 3 * L * d * hd                          // w1, w2, w3
+                      + d                                       // rms_final
+                      + uint64_t(seq_len) * head;               // freq_cis real + imag (head/2 each)
     if (!shared_classifier) floats += V * d;
     return 28 + 4 * floats;
 }
@@ -32,7 +32,8 @@ Llama2cHeader parse_llama2c_header(const uint8_t* bytes, size_t size, const std:
             fail(label, ": header field '", names[i], "' = ", f[i], " is out of range");
     if (h.dim % h.n_heads != 0) fail(label, ": dim ", h.dim, " is not divisible by n_heads ", h.n_heads);
     if ((h.dim / h.n_heads) % 2 != 0) fail(label, ": head size ", h.dim / h.n_heads, " must be even");
-    if (h.n_heads % h.n_kv_heads != 0) fail(label, ": n_heads ", h.n_heads, " is not a multiple of n_kv_heads ", h.n_kv_heads);
+    if (h.n_heads % h.n_kv_heads != 0)
+        fail(label, ": n_heads ", h.n_heads, " is not a multiple of n_kv_heads ", h.n_kv_heads);
     if (h.expected_file_size() != size)
         fail(label, ": file is ", size, " bytes but its header (dim ", h.dim, ", layers ", h.n_layers, ", vocab ",
              h.vocab_size, ") implies ", h.expected_file_size(), " bytes");

@@ -17,7 +17,9 @@ std::string cache_dir() {
     fail("cannot find a cache folder: set LINCAT_CACHE or HOME");
 }
 
-std::string default_model_name() { return "stories15M"; }
+std::string default_model_name() {
+    return "stories15M";
+}
 
 std::string resolve_model_dir(const std::string& spec) {
     if (spec.empty() || spec == "default") {

@@ -11,12 +11,12 @@ namespace lincat {
 torch::Tensor rope_inv_freq(const ModelConfig& config);
 
 class Rope {
-public:
+  public:
     explicit Rope(const ModelConfig& config);
     // x is (B, H, T, D); positions start..start+T-1. Computed in fp32, returned in x's dtype.
     torch::Tensor apply(const torch::Tensor& x, int64_t start) const;
 
-private:
+  private:
     void ensure(int64_t length) const;
     torch::Tensor inv_freq_;
     mutable torch::Tensor cos_, sin_;  // (max_len, D) caches, grown on demand

@@ -9,35 +9,54 @@ namespace lincat {
 
 size_t dtype_size(DType d) {
     switch (d) {
-        case DType::F64: case DType::I64: return 8;
-        case DType::F32: case DType::I32: return 4;
-        case DType::F16: case DType::BF16: case DType::I16: return 2;
-        case DType::I8: case DType::U8: case DType::BOOL: return 1;
+        case DType::F64:
+        case DType::I64:
+            return 8;
+        case DType::F32:
+        case DType::I32:
+            return 4;
+        case DType::F16:
+        case DType::BF16:
+        case DType::I16:
+            return 2;
+        case DType::I8:
+        case DType::U8:
+        case DType::BOOL:
+            return 1;
     }
     return 0;
 }
 
 const char* dtype_name(DType d) {
     switch (d) {
-        case DType::F64: return "F64";
-        case DType::F32: return "F32";
-        case DType::F16: return "F16";
-        case DType::BF16: return "BF16";
-        case DType::I64: return "I64";
-        case DType::I32: return "I32";
-        case DType::I16: return "I16";
-        case DType::I8: return "I8";
-        case DType::U8: return "U8";
-        case DType::BOOL: return "BOOL";
+        case DType::F64:
+            return "F64";
+        case DType::F32:
+            return "F32";
+        case DType::F16:
+            return "F16";
+        case DType::BF16:
+            return "BF16";
+        case DType::I64:
+            return "I64";
+        case DType::I32:
+            return "I32";
+        case DType::I16:
+            return "I16";
+        case DType::I8:
+            return "I8";
+        case DType::U8:
+            return "U8";
+        case DType::BOOL:
+            return "BOOL";
     }
     return "?";
 }
 
 static bool dtype_from_name(const std::string& s, DType* out) {
     static const std::pair<const char*, DType> table[] = {
-        {"F64", DType::F64}, {"F32", DType::F32}, {"F16", DType::F16}, {"BF16", DType::BF16},
-        {"I64", DType::I64}, {"I32", DType::I32}, {"I16", DType::I16}, {"I8", DType::I8},
-        {"U8", DType::U8},   {"BOOL", DType::BOOL}};
+        {"F64", DType::F64}, {"F32", DType::F32}, {"F16", DType::F16}, {"BF16", DType::BF16}, {"I64", DType::I64},
+        {"I32", DType::I32}, {"I16", DType::I16}, {"I8", DType::I8},   {"U8", DType::U8},     {"BOOL", DType::BOOL}};
     for (auto& [name, d] : table)
         if (s == name) {
             *out = d;
@@ -113,16 +132,18 @@ SafetensorsHeader parse_safetensors_header(const uint8_t* bytes, size_t availabl
         t.end = off[1].get<uint64_t>();
         if (t.begin > t.end) fail(where, ": data_offsets begin ", t.begin, " > end ", t.end);
         if (t.end > data_size)
-            fail(where, ": data_offsets [", t.begin, ", ", t.end, "] lie outside the file's data section (",
-                 data_size, " bytes)");
+            fail(where, ": data_offsets [", t.begin, ", ", t.end, "] lie outside the file's data section (", data_size,
+                 " bytes)");
         if ((unsigned __int128)(t.end - t.begin) != nbytes) {
-            fail(where, ": dtype ", dt, " and shape ", shape_str(t.shape), " need a different byte count than data_offsets [",
-                 t.begin, ", ", t.end, "] hold (", t.end - t.begin, " bytes)");
+            fail(where, ": dtype ", dt, " and shape ", shape_str(t.shape),
+                 " need a different byte count than data_offsets [", t.begin, ", ", t.end, "] hold (", t.end - t.begin,
+                 " bytes)");
         }
         h.tensors.push_back(std::move(t));
     }
-    std::sort(h.tensors.begin(), h.tensors.end(),
-              [](const TensorInfo& a, const TensorInfo& b) { return a.begin < b.begin || (a.begin == b.begin && a.end < b.end); });
+    std::sort(h.tensors.begin(), h.tensors.end(), [](const TensorInfo& a, const TensorInfo& b) {
+        return a.begin < b.begin || (a.begin == b.begin && a.end < b.end);
+    });
     for (size_t i = 1; i < h.tensors.size(); ++i) {
         const TensorInfo& a = h.tensors[i - 1];
         const TensorInfo& b = h.tensors[i];
@@ -157,7 +178,8 @@ void write_safetensors(const std::string& path, const std::vector<TensorBlob>& t
             fail(path, ": tensor '", t.name, "' has ", t.nbytes, " bytes, its shape and dtype need ",
                  size_t(numel) * dtype_size(t.dtype));
         if (header.contains(t.name)) fail(path, ": tensor '", t.name, "' written twice");
-        header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.nbytes}}};
+        header[t.name] = {
+            {"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.nbytes}}};
         offset += t.nbytes;
     }
     std::string text = header.dump();

@@ -41,7 +41,7 @@ SafetensorsHeader parse_safetensors_header(const uint8_t* bytes, size_t availabl
                                            const std::string& label);
 
 class SafetensorsFile {
-public:
+  public:
     static SafetensorsFile open(const std::string& path);
 
     const std::string& path() const { return file_.path(); }
@@ -50,7 +50,7 @@ public:
     const TensorInfo* find(const std::string& name) const;
     const uint8_t* data(const TensorInfo& t) const { return file_.data() + header_.data_start + t.begin; }
 
-private:
+  private:
     MappedFile file_;
     SafetensorsHeader header_;
     std::map<std::string, size_t> index_;

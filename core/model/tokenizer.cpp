@@ -15,9 +15,9 @@ namespace lincat {
 static const std::string kWordMark = "\xe2\x96\x81";  // U+2581, SentencePiece's space
 
 struct Tokenizer::Impl {
-    std::vector<std::string> pieces;    // ' ' stands for the word mark
-    std::vector<float> scores;          // from tokenizer.bin; rank-derived for tokenizer.json
-    std::vector<int16_t> byte_value;    // -1, or the byte a fallback token stands for
+    std::vector<std::string> pieces;  // ' ' stands for the word mark
+    std::vector<float> scores;        // from tokenizer.bin; rank-derived for tokenizer.json
+    std::vector<int16_t> byte_value;  // -1, or the byte a fallback token stands for
     std::vector<bool> special;
     std::unordered_map<std::string, int32_t> piece_to_id;
     int32_t byte_ids[256];
@@ -83,7 +83,10 @@ static int parse_byte_piece(const std::string& p) {  // "<0x0A>" -> 10
     int v = 0;
     for (int i = 3; i < 5; ++i) {
         char c = p[i];
-        int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+        int d = (c >= '0' && c <= '9')   ? c - '0'
+                : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+                                         : -1;
         if (d < 0) return -1;
         v = v * 16 + d;
     }
@@ -96,7 +99,8 @@ Tokenizer Tokenizer::from_hf_json(const std::string& text, const std::string& la
     const json& model = json_get<json>(j, "model", label);
     std::string type = json_get_or<std::string>(model, "type", "", label + " model");
     if (type != "BPE")
-        fail(label, ": model.type '", type, "' is not supported (supported: BPE with SentencePiece-style byte fallback)");
+        fail(label, ": model.type '", type,
+             "' is not supported (supported: BPE with SentencePiece-style byte fallback)");
     if (j.contains("pre_tokenizer") && !j["pre_tokenizer"].is_null()) {
         std::string pt = j["pre_tokenizer"].value("type", "");
         if (pt == "ByteLevel" || pt == "Sequence")
@@ -112,7 +116,8 @@ Tokenizer Tokenizer::from_hf_json(const std::string& text, const std::string& la
     if (vocab.size() > (1u << 24)) fail(label, ": model.vocab is implausibly large");
     int64_t n = 0;
     for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-        if (!it.value().is_number_unsigned()) fail(label, ": model.vocab['", it.key(), "'] must be a non-negative integer");
+        if (!it.value().is_number_unsigned())
+            fail(label, ": model.vocab['", it.key(), "'] must be a non-negative integer");
         n = std::max<int64_t>(n, it.value().get<int64_t>() + 1);
     }
     const json added = j.value("added_tokens", json::array());
@@ -134,7 +139,8 @@ Tokenizer Tokenizer::from_hf_json(const std::string& text, const std::string& la
         if (b >= 0 && impl->byte_fallback) impl->byte_value[id] = int16_t(b);
         impl->pieces[id] = replace_all(it.key(), kWordMark, " ");
     }
-    std::string unk = model.contains("unk_token") && model["unk_token"].is_string() ? model["unk_token"].get<std::string>() : "<unk>";
+    std::string unk =
+        model.contains("unk_token") && model["unk_token"].is_string() ? model["unk_token"].get<std::string>() : "<unk>";
     for (const json& a : added) {
         size_t id = a["id"].get<size_t>();
         std::string content = json_get<std::string>(a, "content", label + " added_tokens");
@@ -188,8 +194,7 @@ Tokenizer Tokenizer::from_hf_json(const std::string& text, const std::string& la
     return t;
 }
 
-Tokenizer Tokenizer::from_llama2c_bin(const uint8_t* bytes, size_t size, int64_t vocab_size,
-                                      const std::string& label) {
+Tokenizer Tokenizer::from_llama2c_bin(const uint8_t* bytes, size_t size, int64_t vocab_size, const std::string& label) {
     if (vocab_size <= 0 || vocab_size > (1 << 24)) fail(label, ": vocab size ", vocab_size, " out of range");
     if (vocab_size < 259) fail(label, ": vocab size ", vocab_size, " too small for llama2.c byte tokens (need 259)");
     size_t off = 0;
@@ -214,7 +219,8 @@ Tokenizer Tokenizer::from_llama2c_bin(const uint8_t* bytes, size_t size, int64_t
         std::memcpy(&score, bytes + off, 4);
         std::memcpy(&len, bytes + off + 4, 4);
         off += 8;
-        if (len < 0 || len > max_len) fail(label, ": token ", i, " has length ", len, " (max_token_length ", max_len, ")");
+        if (len < 0 || len > max_len)
+            fail(label, ": token ", i, " has length ", len, " (max_token_length ", max_len, ")");
         need(size_t(len), "a token's bytes");
         impl->pieces[i].assign(reinterpret_cast<const char*>(bytes + off), size_t(len));
         impl->scores[i] = score;
@@ -342,9 +348,15 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
     return out;
 }
 
-int64_t Tokenizer::vocab_size() const { return int64_t(impl_->pieces.size()); }
-int32_t Tokenizer::bos_id() const { return impl_->bos; }
-int32_t Tokenizer::eos_id() const { return impl_->eos; }
+int64_t Tokenizer::vocab_size() const {
+    return int64_t(impl_->pieces.size());
+}
+int32_t Tokenizer::bos_id() const {
+    return impl_->bos;
+}
+int32_t Tokenizer::eos_id() const {
+    return impl_->eos;
+}
 const std::string& Tokenizer::piece(int32_t id) const {
     if (id < 0 || id >= int32_t(impl_->pieces.size())) fail(impl_->label, ": token id ", id, " out of range");
     return impl_->pieces[id];
@@ -380,9 +392,11 @@ std::string Tokenizer::to_hf_json() const {
         for (size_t cut = 1; cut < p.size(); ++cut) {
             auto l = m.piece_to_id.find(p.substr(0, cut));
             auto r = m.piece_to_id.find(p.substr(cut));
-            if (l != m.piece_to_id.end() && r != m.piece_to_id.end()) local.push_back({m.scores[id], l->second, r->second});
+            if (l != m.piece_to_id.end() && r != m.piece_to_id.end())
+                local.push_back({m.scores[id], l->second, r->second});
         }
-        std::sort(local.begin(), local.end(), [](const Merge& a, const Merge& b) { return a.l < b.l || (a.l == b.l && a.r < b.r); });
+        std::sort(local.begin(), local.end(),
+                  [](const Merge& a, const Merge& b) { return a.l < b.l || (a.l == b.l && a.r < b.r); });
         merges.insert(merges.end(), local.begin(), local.end());
     }
     std::stable_sort(merges.begin(), merges.end(), [](const Merge& a, const Merge& b) { return a.score > b.score; });
@@ -392,33 +406,48 @@ std::string Tokenizer::to_hf_json() const {
     json added = json::array();
     for (size_t i = 0; i < m.pieces.size(); ++i)
         if (m.special[i])
-            added.push_back({{"id", i}, {"content", m.pieces[i]}, {"single_word", false}, {"lstrip", false},
-                             {"rstrip", false}, {"normalized", false}, {"special", true}});
+            added.push_back({{"id", i},
+                             {"content", m.pieces[i]},
+                             {"single_word", false},
+                             {"lstrip", false},
+                             {"rstrip", false},
+                             {"normalized", false},
+                             {"special", true}});
     json j;
     j["version"] = "1.0";
     j["truncation"] = nullptr;
     j["padding"] = nullptr;
     j["added_tokens"] = added;
     j["normalizer"] = {{"type", "Sequence"},
-                       {"normalizers", {{{"type", "Prepend"}, {"prepend", kWordMark}},
-                                        {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", kWordMark}}}}};
+                       {"normalizers",
+                        {{{"type", "Prepend"}, {"prepend", kWordMark}},
+                         {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", kWordMark}}}}};
     j["pre_tokenizer"] = nullptr;
-    j["post_processor"] = {{"type", "TemplateProcessing"},
-                           {"single", {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
-                                       {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
-                           {"pair", {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
-                                     {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
-                                     {{"SpecialToken", {{"id", "<s>"}, {"type_id", 1}}}},
-                                     {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
-                           {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {m.bos}}, {"tokens", {"<s>"}}}}}}};
+    j["post_processor"] = {
+        {"type", "TemplateProcessing"},
+        {"single",
+         {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+        {"pair",
+         {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
+          {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+          {{"SpecialToken", {{"id", "<s>"}, {"type_id", 1}}}},
+          {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
+        {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {m.bos}}, {"tokens", {"<s>"}}}}}}};
     j["decoder"] = {{"type", "Sequence"},
-                    {"decoders", {{{"type", "Replace"}, {"pattern", {{"String", kWordMark}}}, {"content", " "}},
-                                  {{"type", "ByteFallback"}},
-                                  {{"type", "Fuse"}},
-                                  {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}}}};
-    j["model"] = {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", "<unk>"},
-                  {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr},
-                  {"fuse_unk", true}, {"byte_fallback", true}, {"vocab", vocab}, {"merges", jm}};
+                    {"decoders",
+                     {{{"type", "Replace"}, {"pattern", {{"String", kWordMark}}}, {"content", " "}},
+                      {{"type", "ByteFallback"}},
+                      {{"type", "Fuse"}},
+                      {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}}}};
+    j["model"] = {{"type", "BPE"},
+                  {"dropout", nullptr},
+                  {"unk_token", "<unk>"},
+                  {"continuing_subword_prefix", nullptr},
+                  {"end_of_word_suffix", nullptr},
+                  {"fuse_unk", true},
+                  {"byte_fallback", true},
+                  {"vocab", vocab},
+                  {"merges", jm}};
     return j.dump(1) + "\n";
 }
 

@@ -13,12 +13,11 @@
 namespace lincat {
 
 class Tokenizer {
-public:
+  public:
     // Picks tokenizer.json in `dir`, else tokenizer.bin.
     static Tokenizer load_dir(const std::string& dir);
     static Tokenizer from_hf_json(const std::string& json_text, const std::string& label);
-    static Tokenizer from_llama2c_bin(const uint8_t* bytes, size_t size, int64_t vocab_size,
-                                      const std::string& label);
+    static Tokenizer from_llama2c_bin(const uint8_t* bytes, size_t size, int64_t vocab_size, const std::string& label);
     static Tokenizer load_hf_json(const std::string& path);
     static Tokenizer load_llama2c_bin(const std::string& path, int64_t vocab_size = 32000);
 
@@ -39,7 +38,7 @@ public:
 
     struct Impl;
 
-private:
+  private:
     std::shared_ptr<const Impl> impl_;
 };
 

@@ -9,33 +9,54 @@ namespace lincat {
 
 torch::Dtype torch_dtype_of(DType d) {
     switch (d) {
-        case DType::F64: return torch::kFloat64;
-        case DType::F32: return torch::kFloat32;
-        case DType::F16: return torch::kFloat16;
-        case DType::BF16: return torch::kBFloat16;
-        case DType::I64: return torch::kInt64;
-        case DType::I32: return torch::kInt32;
-        case DType::I16: return torch::kInt16;
-        case DType::I8: return torch::kInt8;
-        case DType::U8: return torch::kUInt8;
-        case DType::BOOL: return torch::kBool;
+        case DType::F64:
+            return torch::kFloat64;
+        case DType::F32:
+            return torch::kFloat32;
+        case DType::F16:
+            return torch::kFloat16;
+        case DType::BF16:
+            return torch::kBFloat16;
+        case DType::I64:
+            return torch::kInt64;
+        case DType::I32:
+            return torch::kInt32;
+        case DType::I16:
+            return torch::kInt16;
+        case DType::I8:
+            return torch::kInt8;
+        case DType::U8:
+            return torch::kUInt8;
+        case DType::BOOL:
+            return torch::kBool;
     }
     fail("unknown dtype");
 }
 
 DType safetensors_dtype_of(torch::Dtype d) {
     switch (d) {
-        case torch::kFloat64: return DType::F64;
-        case torch::kFloat32: return DType::F32;
-        case torch::kFloat16: return DType::F16;
-        case torch::kBFloat16: return DType::BF16;
-        case torch::kInt64: return DType::I64;
-        case torch::kInt32: return DType::I32;
-        case torch::kInt16: return DType::I16;
-        case torch::kInt8: return DType::I8;
-        case torch::kUInt8: return DType::U8;
-        case torch::kBool: return DType::BOOL;
-        default: fail("dtype ", c10::toString(d), " cannot be stored in safetensors");
+        case torch::kFloat64:
+            return DType::F64;
+        case torch::kFloat32:
+            return DType::F32;
+        case torch::kFloat16:
+            return DType::F16;
+        case torch::kBFloat16:
+            return DType::BF16;
+        case torch::kInt64:
+            return DType::I64;
+        case torch::kInt32:
+            return DType::I32;
+        case torch::kInt16:
+            return DType::I16;
+        case torch::kInt8:
+            return DType::I8;
+        case torch::kUInt8:
+            return DType::U8;
+        case torch::kBool:
+            return DType::BOOL;
+        default:
+            fail("dtype ", c10::toString(d), " cannot be stored in safetensors");
     }
 }
 
@@ -59,7 +80,8 @@ WeightStore WeightStore::open_dir(const std::string& dir) {
             if (!it.value().is_string()) fail(index, ": weight_map['", it.key(), "'] must be a file name");
             std::string shard = it.value();
             if (shard.empty() || shard.find('/') != std::string::npos || shard == "..")
-                fail(index, ": weight_map['", it.key(), "'] names '", shard, "', which is not a plain file name in the model folder");
+                fail(index, ": weight_map['", it.key(), "'] names '", shard,
+                     "', which is not a plain file name in the model folder");
             if (!shard_ids.count(shard)) {
                 std::string path = dir + "/" + shard;
                 if (access(path.c_str(), R_OK) != 0)

@@ -14,7 +14,7 @@
 namespace lincat {
 
 class WeightStore {
-public:
+  public:
     static WeightStore open_dir(const std::string& dir);
     static WeightStore open_file(const std::string& path);
 
@@ -25,7 +25,7 @@ public:
     torch::Tensor get(const std::string& name, torch::Dtype dtype = torch::kFloat32) const;
     std::vector<std::string> names() const;
 
-private:
+  private:
     std::vector<std::shared_ptr<SafetensorsFile>> files_;
     std::map<std::string, std::pair<size_t, const TensorInfo*>> where_;
 };

@@ -46,8 +46,7 @@ MappedFile MappedFile::open(const std::string& path) {
 
 std::string read_file(const std::string& path, size_t max_bytes) {
     MappedFile m = MappedFile::open(path);
-    if (m.size() > max_bytes)
-        fail(path, ": file is ", m.size(), " bytes, larger than the limit of ", max_bytes);
+    if (m.size() > max_bytes) fail(path, ": file is ", m.size(), " bytes, larger than the limit of ", max_bytes);
     return std::string(reinterpret_cast<const char*>(m.data()), m.size());
 }
 

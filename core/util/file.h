@@ -11,14 +11,14 @@ namespace lincat {
 
 // A read-only mapping of a whole file. Cheap to copy (shared).
 class MappedFile {
-public:
+  public:
     static MappedFile open(const std::string& path);
 
     const uint8_t* data() const { return data_; }
     size_t size() const { return size_; }
     const std::string& path() const { return path_; }
 
-private:
+  private:
     std::shared_ptr<void> holder_;
     const uint8_t* data_ = nullptr;
     size_t size_ = 0;
@@ -33,13 +33,13 @@ void write_file_atomic(const std::string& path, std::string_view bytes);
 
 // Streaming variant for large files: the writer callback gets a function to append bytes.
 class AtomicFileWriter {
-public:
+  public:
     explicit AtomicFileWriter(std::string path);
     ~AtomicFileWriter();  // removes the temp file unless commit() ran
     void write(const void* bytes, size_t n);
     void commit();
 
-private:
+  private:
     std::string path_, tmp_path_;
     int fd_ = -1;
     bool committed_ = false;

@@ -12,7 +12,9 @@ using json = nlohmann::json;
 
 json parse_json(const std::string& text, const std::string& label);
 
-inline const char* json_type_name(const json& j) { return j.type_name(); }
+inline const char* json_type_name(const json& j) {
+    return j.type_name();
+}
 
 template <typename T>
 T json_get(const json& j, const std::string& field, const std::string& label);

@@ -24,7 +24,7 @@ void tracked_delete(void* ctx) {
 }
 
 class TrackingAllocator final : public c10::Allocator {
-public:
+  public:
     explicit TrackingAllocator(c10::Allocator* base) : base_(base) {}
     c10::DataPtr allocate(size_t n) const override {
         c10::DataPtr inner = base_->allocate(n);
@@ -37,10 +37,12 @@ public:
         return c10::DataPtr(data, ctx, &tracked_delete, c10::Device(c10::DeviceType::CPU));
     }
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
-    void copy_data(void* dest, const void* src, std::size_t count) const override { default_copy_data(dest, src, count); }
+    void copy_data(void* dest, const void* src, std::size_t count) const override {
+        default_copy_data(dest, src, count);
+    }
 #endif
 
-private:
+  private:
     c10::Allocator* base_;
 };
 
@@ -55,8 +57,14 @@ void TensorMemory::install() {
     (void)tracker;
 }
 
-int64_t TensorMemory::current() { return g_current.load(); }
-int64_t TensorMemory::peak() { return g_peak.load(); }
-void TensorMemory::reset_peak() { g_peak.store(g_current.load()); }
+int64_t TensorMemory::current() {
+    return g_current.load();
+}
+int64_t TensorMemory::peak() {
+    return g_peak.load();
+}
+void TensorMemory::reset_peak() {
+    g_peak.store(g_current.load());
+}
 
 }  // namespace lincat

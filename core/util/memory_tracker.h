@@ -7,7 +7,7 @@
 namespace lincat {
 
 class TensorMemory {
-public:
+  public:
     static void install();  // idempotent; tensors allocated before it are not counted
     static int64_t current();
     static int64_t peak();

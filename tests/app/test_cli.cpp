@@ -58,7 +58,8 @@ TEST(Cli, BenchAttentionJsonRows) {
     ASSERT_TRUE(rows.is_array());
     ASSERT_EQ(rows.size(), 3u);  // two prefill rows, one decode row
     for (const json& row : rows)
-        for (const char* key : {"kind", "n", "heads", "head_dim", "softmax_ms", "hybrid_ms", "softmax_peak_bytes", "hybrid_peak_bytes"})
+        for (const char* key :
+             {"kind", "n", "heads", "head_dim", "softmax_ms", "hybrid_ms", "softmax_peak_bytes", "hybrid_peak_bytes"})
             EXPECT_TRUE(row.contains(key)) << key;
     EXPECT_EQ(rows[0]["kind"], "prefill");
     EXPECT_EQ(rows[1]["n"], 512);

@@ -42,13 +42,17 @@ torch::Tensor naive_hybrid(const Inputs& in, const WindowSpec& w) {
             for (int64_t i = 0; i < T; ++i) {
                 double m = -INFINITY;
                 for (int64_t j = 0; j <= i; ++j)
-                    if (win[i][j].item<bool>()) m = std::max(m, (in.q[b][h][i] * in.k[b][h][j]).sum().item<double>() / std::sqrt(double(d)));
+                    if (win[i][j].item<bool>())
+                        m = std::max(m, (in.q[b][h][i] * in.k[b][h][j]).sum().item<double>() / std::sqrt(double(d)));
                 auto num = torch::zeros({d}, torch::kFloat64);
                 double den = 0;
                 for (int64_t j = 0; j <= i; ++j) {
-                    double a = win[i][j].item<bool>()
-                                   ? in.gamma[h].item<double>() * std::exp((in.q[b][h][i] * in.k[b][h][j]).sum().item<double>() / std::sqrt(double(d)) - m)
-                                   : in.lambda[h].item<double>() * (in.f_q[b][h][i] * in.f_k[b][h][j]).sum().item<double>();
+                    double a =
+                        win[i][j].item<bool>()
+                            ? in.gamma[h].item<double>() *
+                                  std::exp((in.q[b][h][i] * in.k[b][h][j]).sum().item<double>() / std::sqrt(double(d)) -
+                                           m)
+                            : in.lambda[h].item<double>() * (in.f_q[b][h][i] * in.f_k[b][h][j]).sum().item<double>();
                     num += a * in.v[b][h][j].to(torch::kFloat64);
                     den += a;
                 }
@@ -108,11 +112,13 @@ TEST(HybridQuadratic, WeightsAreNormalisedAndCausal) {
 // different orders, so differences are a few fp32 ulps of O(1) values. 2e-5 leaves room.
 TEST(HybridChunked, MatchesQuadraticAtOddLengths) {
     for (int64_t n : {1, 7, 63, 64, 65, 200, 1000}) {
-        for (auto w64 : {WindowSpec{WindowKind::Terraced, 64, BlockAlign::Start}, WindowSpec{WindowKind::Sliding, 64, BlockAlign::Start},
+        for (auto w64 : {WindowSpec{WindowKind::Terraced, 64, BlockAlign::Start},
+                         WindowSpec{WindowKind::Sliding, 64, BlockAlign::Start},
                          WindowSpec{WindowKind::Terraced, 64, BlockAlign::End}}) {
             Inputs in = random_inputs(1, 2, n, 16, 12, uint64_t(n));
             double diff = max_diff(chunked(in, w64), quadratic(in, w64));
-            EXPECT_LT(diff, 2e-5) << "n=" << n << " " << window_kind_name(w64.kind) << (w64.align == BlockAlign::End ? " end" : "");
+            EXPECT_LT(diff, 2e-5) << "n=" << n << " " << window_kind_name(w64.kind)
+                                  << (w64.align == BlockAlign::End ? " end" : "");
         }
     }
 }
@@ -130,8 +136,10 @@ TEST(HybridChunked, GradientsMatchQuadratic) {
         std::vector<torch::Tensor*> leaves = {&a.q, &a.k, &a.v, &a.f_q, &a.f_k, &a.gamma, &a.lambda};
         for (auto* t : leaves) t->set_requires_grad(true);
         auto upstream = torch::randn({1, 2, 45, 8});
-        auto gq = torch::autograd::grad({(quadratic(a, w) * upstream).sum()}, {a.q, a.k, a.v, a.f_q, a.f_k, a.gamma, a.lambda});
-        auto gc = torch::autograd::grad({(chunked(a, w) * upstream).sum()}, {a.q, a.k, a.v, a.f_q, a.f_k, a.gamma, a.lambda});
+        auto gq = torch::autograd::grad({(quadratic(a, w) * upstream).sum()},
+                                        {a.q, a.k, a.v, a.f_q, a.f_k, a.gamma, a.lambda});
+        auto gc =
+            torch::autograd::grad({(chunked(a, w) * upstream).sum()}, {a.q, a.k, a.v, a.f_q, a.f_k, a.gamma, a.lambda});
         const char* names[] = {"q", "k", "v", "f_q", "f_k", "gamma", "lambda"};
         for (size_t i = 0; i < gq.size(); ++i) {
             double scale = std::max(1.0, gq[i].abs().max().item<double>());
@@ -190,7 +198,10 @@ TEST(HybridModule, GqaRepeatsKeysAndQuadraticEqualsChunked) {
     auto q = torch::randn({1, 4, 21, 8}), k = torch::randn({1, 2, 21, 8}), v = torch::randn({1, 2, 21, 8});
     auto y = attn.forward(q, k, v, nullptr);
     EXPECT_EQ(y.sizes(), q.sizes());
-    HybridAttentionImpl quad(HybridOptions(4, 8).feature_dim(5).window({WindowKind::Terraced, 4, BlockAlign::Start}).quadratic_prefill(true));
+    HybridAttentionImpl quad(HybridOptions(4, 8)
+                                 .feature_dim(5)
+                                 .window({WindowKind::Terraced, 4, BlockAlign::Start})
+                                 .quadratic_prefill(true));
     torch::NoGradGuard ng;
     quad.feature_map_q->layer.copy_(attn.feature_map_q->layer);
     quad.feature_map_k->layer.copy_(attn.feature_map_k->layer);
@@ -216,7 +227,7 @@ TEST(FeatureMaps, ShapesAndProperties) {
     auto x = torch::randn({2, 3, 7, 8});
     FeatureMap hh(FeatureMapOptions(3, 8).feature_dim(4));
     auto f = hh(x);
-    EXPECT_EQ(f.sizes(), (std::vector<int64_t>{2, 3, 7, 8}));  // 2f
+    EXPECT_EQ(f.sizes(), (std::vector<int64_t>{2, 3, 7, 8}));                       // 2f
     EXPECT_LT(max_diff(f.narrow(-1, 0, 4).sum(-1), torch::ones({2, 3, 7})), 1e-5);  // each half is a softmax
     EXPECT_GE(f.min().item<float>(), 1e-12f);
     FeatureMap relu(FeatureMapOptions(3, 8).feature_dim(4).kind(FeatureMapKind::Relu));
@@ -233,8 +244,9 @@ TEST(FeatureMaps, ShapesAndProperties) {
 
 TEST(HybridErrors, BadInputsAreClearErrors) {
     Inputs in = random_inputs(1, 2, 10, 8, 6, 6);
-    expect_error([&] { hybrid_attention_chunked(in.q, in.k.narrow(2, 0, 5), in.v, in.f_q, in.f_k, in.gamma, in.lambda, kTk); },
-                 {"same shape"});
+    expect_error(
+        [&] { hybrid_attention_chunked(in.q, in.k.narrow(2, 0, 5), in.v, in.f_q, in.f_k, in.gamma, in.lambda, kTk); },
+        {"same shape"});
     expect_error([&] { chunked(in, {WindowKind::Terraced, 0, BlockAlign::Start}); }, {"window size must be positive"});
     expect_error([&] { HybridAttentionImpl(HybridOptions(2, 8).feature_dim(0)); }, {"feature dim must be positive"});
     expect_error([&] { FeatureMap(FeatureMapOptions(2, 8).feature_dim(0)); }, {"feature dim must be positive"});
@@ -244,8 +256,9 @@ TEST(HybridErrors, BadInputsAreClearErrors) {
     expect_error([&] { chunked(bad, kTk); }, {"non-finite"});
     bad.q[0][1][3][2] = INFINITY;
     expect_error([&] { quadratic(bad, kSw); }, {"non-finite"});
-    expect_error([&] { hybrid_attention_quadratic(in.q, in.k, in.v, in.f_q, in.f_k, torch::ones({3}), in.lambda, kTk); },
-                 {"one value per head"});
+    expect_error(
+        [&] { hybrid_attention_quadratic(in.q, in.k, in.v, in.f_q, in.f_k, torch::ones({3}), in.lambda, kTk); },
+        {"one value per head"});
     expect_error([] { parse_window_kind("xx"); }, {"tk, sw"});
     expect_error([] { parse_feature_map_kind("cosine"); }, {"softmax_dim"});
 }
@@ -254,15 +267,22 @@ TEST(HybridIndependent, MatchesPythonReference) {
     if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0)
         GTEST_SKIP() << "skipped: /usr/bin/python3 with torch (Debian python3-torch) is not installed";
     lincat::test::TempDir dir;
-    for (auto [w, kind, align] : {std::tuple{kTk, "tk", "start"}, std::tuple{kTkEnd, "tk", "end"}, std::tuple{kSw, "sw", "start"}}) {
+    for (auto [w, kind, align] :
+         {std::tuple{kTk, "tk", "start"}, std::tuple{kTkEnd, "tk", "end"}, std::tuple{kSw, "sw", "start"}}) {
         Inputs in = random_inputs(1, 2, 27, 8, 6, 21);
-        save_tensors(dir.file("in.safetensors"), {{"q", in.q}, {"k", in.k}, {"v", in.v}, {"f_q", in.f_q}, {"f_k", in.f_k},
-                                                  {"gamma", in.gamma}, {"lambda", in.lambda}});
+        save_tensors(dir.file("in.safetensors"), {{"q", in.q},
+                                                  {"k", in.k},
+                                                  {"v", in.v},
+                                                  {"f_q", in.f_q},
+                                                  {"f_k", in.f_k},
+                                                  {"gamma", in.gamma},
+                                                  {"lambda", in.lambda}});
         std::string cmd = "/usr/bin/python3 " + std::string(LINCAT_TESTS_DIR) + "/reference/hybrid_reference.py " +
                           dir.file("in.safetensors") + " " + kind + " 8 " + align;
         auto result = lincat::test::run_command(cmd);
         ASSERT_EQ(result.code, 0) << cmd;
-        auto ref = torch::tensor(parse_json(result.out, "reference")["y"].get<std::vector<double>>()).view({1, 2, 27, 8});
+        auto ref =
+            torch::tensor(parse_json(result.out, "reference")["y"].get<std::vector<double>>()).view({1, 2, 27, 8});
         // Python computes in float64; ours in fp32.
         EXPECT_LT(max_diff(chunked(in, w), ref), 2e-5) << kind << " " << align;
         EXPECT_LT(max_diff(quadratic(in, w), ref), 2e-5) << kind << " " << align;
@@ -271,7 +291,8 @@ TEST(HybridIndependent, MatchesPythonReference) {
 
 TEST(Linearize, ParameterCountOfLlama3_8B) {
     ModelConfig c = parse_model_config(R"({"model_type": "llama", "vocab_size": 128256, "hidden_size": 4096,
-        "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8})", "llama3-8b");
+        "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8})",
+                                       "llama3-8b");
     LinearizeOptions o;
     int64_t added = linearized_parameter_count(c, o);
     // 32 layers x (2 maps x 32 heads x 128 x 64 + 32 gammas).

@@ -16,7 +16,8 @@ TEST(Linearize, Stories15MDecodeMatchesPrefill) {
     linearize(model, o);
     for (int64_t l = 0; l < 6; ++l) ASSERT_NE(hybrid_core(model, l), nullptr) << l;
     Tokenizer tok = Tokenizer::load_dir(dir);
-    auto ids = tok.encode("Once upon a time, there was a little girl named Lily. She loved to play outside in the sunshine.", true);
+    auto ids = tok.encode(
+        "Once upon a time, there was a little girl named Lily. She loved to play outside in the sunshine.", true);
     auto tokens = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end())).view({1, -1});
     torch::NoGradGuard ng;
     auto full = model->forward(tokens);
@@ -31,8 +32,10 @@ TEST(Linearize, Stories15MDecodeMatchesPrefill) {
 }
 
 TEST(Linearize, ChosenLayersOnly) {
-    ModelConfig c = parse_model_config(R"({"model_type": "llama", "vocab_size": 40, "hidden_size": 16, "intermediate_size": 24,
-        "num_hidden_layers": 3, "num_attention_heads": 2})", "tiny");
+    ModelConfig c =
+        parse_model_config(R"({"model_type": "llama", "vocab_size": 40, "hidden_size": 16, "intermediate_size": 24,
+        "num_hidden_layers": 3, "num_attention_heads": 2})",
+                           "tiny");
     LlamaModel m(c);
     LinearizeOptions o;
     o.layers = {1};

@@ -8,7 +8,8 @@ using namespace lincat;
 
 static ModelConfig tiny() {
     return parse_model_config(R"({"model_type": "llama", "vocab_size": 50, "hidden_size": 16, "intermediate_size": 24,
-        "num_hidden_layers": 1, "num_attention_heads": 2, "max_position_embeddings": 64})", "tiny");
+        "num_hidden_layers": 1, "num_attention_heads": 2, "max_position_embeddings": 64})",
+                              "tiny");
 }
 
 TEST(Perplexity, NonOverlappingWindowsMatchDirectComputation) {

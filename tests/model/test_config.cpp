@@ -30,7 +30,8 @@ TEST(Config, Llama31With3Scaling) {
 TEST(Config, MistralDefaultsAndSlidingWindow) {
     ModelConfig c = parse_model_config(R"({"model_type": "mistral", "vocab_size": 32000, "hidden_size": 4096,
         "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
-        "num_key_value_heads": 8, "sliding_window": 4096, "rope_theta": 10000.0})", "m");
+        "num_key_value_heads": 8, "sliding_window": 4096, "rope_theta": 10000.0})",
+                                       "m");
     EXPECT_EQ(c.model_type, "mistral");
     EXPECT_EQ(c.sliding_window, 4096);
     EXPECT_EQ(c.rope_scaling.type, "none");
@@ -51,22 +52,48 @@ TEST(Config, ErrorsNameFileAndField) {
     expect_error([] { parse_model_config("[1,2]", "cfg.json"); }, {"cfg.json", "object"});
     expect_error([] { parse_model_config(R"({"model_type": "gpt2", "vocab_size": 5})", "cfg.json"); },
                  {"cfg.json", "model_type", "gpt2", "not supported"});
-    expect_error([] { parse_model_config(R"({"model_type": "llama", "vocab_size": 32000, "hidden_size": 288})", "cfg.json"); },
-                 {"cfg.json", "intermediate_size"});
-    expect_error([] { parse_model_config(R"({"model_type": "llama", "vocab_size": "many", "hidden_size": 288})", "c"); },
-                 {"vocab_size", "integer"});
-    expect_error([] { parse_model_config(R"({"model_type": "llama", "vocab_size": 10, "hidden_size": 288,
-        "intermediate_size": 768, "num_hidden_layers": 6, "num_attention_heads": 5})", "c"); }, {"hidden_size", "num_attention_heads"});
-    expect_error([] { parse_model_config(R"({"model_type": "llama", "vocab_size": 10, "hidden_size": 288,
-        "intermediate_size": 768, "num_hidden_layers": 6, "num_attention_heads": 6, "num_key_value_heads": 4})", "c"); },
-                 {"num_key_value_heads"});
-    expect_error([] { parse_model_config(R"({"model_type": "llama", "vocab_size": 10, "hidden_size": 288,
-        "intermediate_size": 768, "num_hidden_layers": -6, "num_attention_heads": 6})", "c"); }, {"num_hidden_layers", "positive"});
-    expect_error([] { parse_model_config(R"({"model_type": "llama", "vocab_size": 10, "hidden_size": 288,
+    expect_error(
+        [] { parse_model_config(R"({"model_type": "llama", "vocab_size": 32000, "hidden_size": 288})", "cfg.json"); },
+        {"cfg.json", "intermediate_size"});
+    expect_error(
+        [] { parse_model_config(R"({"model_type": "llama", "vocab_size": "many", "hidden_size": 288})", "c"); },
+        {"vocab_size", "integer"});
+    expect_error(
+        [] {
+            parse_model_config(R"({"model_type": "llama", "vocab_size": 10, "hidden_size": 288,
+        "intermediate_size": 768, "num_hidden_layers": 6, "num_attention_heads": 5})",
+                               "c");
+        },
+        {"hidden_size", "num_attention_heads"});
+    expect_error(
+        [] {
+            parse_model_config(R"({"model_type": "llama", "vocab_size": 10, "hidden_size": 288,
+        "intermediate_size": 768, "num_hidden_layers": 6, "num_attention_heads": 6, "num_key_value_heads": 4})",
+                               "c");
+        },
+        {"num_key_value_heads"});
+    expect_error(
+        [] {
+            parse_model_config(R"({"model_type": "llama", "vocab_size": 10, "hidden_size": 288,
+        "intermediate_size": 768, "num_hidden_layers": -6, "num_attention_heads": 6})",
+                               "c");
+        },
+        {"num_hidden_layers", "positive"});
+    expect_error(
+        [] {
+            parse_model_config(R"({"model_type": "llama", "vocab_size": 10, "hidden_size": 288,
         "intermediate_size": 768, "num_hidden_layers": 6, "num_attention_heads": 6,
-        "rope_scaling": {"type": "yarn", "factor": 4}})", "c"); }, {"rope_scaling", "yarn"});
-    expect_error([] { parse_model_config(R"({"model_type": "llama", "vocab_size": 10, "hidden_size": 288,
-        "intermediate_size": 768, "num_hidden_layers": 6, "num_attention_heads": 6, "hidden_act": "gelu"})", "c"); }, {"hidden_act"});
+        "rope_scaling": {"type": "yarn", "factor": 4}})",
+                               "c");
+        },
+        {"rope_scaling", "yarn"});
+    expect_error(
+        [] {
+            parse_model_config(R"({"model_type": "llama", "vocab_size": 10, "hidden_size": 288,
+        "intermediate_size": 768, "num_hidden_layers": 6, "num_attention_heads": 6, "hidden_act": "gelu"})",
+                               "c");
+        },
+        {"hidden_act"});
 }
 
 TEST(Config, MissingFileNamesPath) {

@@ -72,7 +72,8 @@ TEST_F(StoriesModel, MatchesIndependentLlama2cReference) {
     }
     ASSERT_TRUE(std::filesystem::exists(model_bin)) << model_bin << " missing; run packaging/setup.sh";
     auto ids = tok->encode("Tom and Sue went to the park. They saw a dog", true);
-    std::string cmd = "/usr/bin/python3 " + std::string(LINCAT_TESTS_DIR) + "/reference/llama2c_reference.py " + model_bin;
+    std::string cmd =
+        "/usr/bin/python3 " + std::string(LINCAT_TESTS_DIR) + "/reference/llama2c_reference.py " + model_bin;
     for (auto id : ids) cmd += " " + std::to_string(id);
     auto result = lincat::test::run_command(cmd);
     ASSERT_EQ(result.code, 0) << "reference script failed: " << cmd;
@@ -106,14 +107,17 @@ TEST_F(StoriesModel, Bf16AgreesWithFp32) {
 
 static ModelConfig tiny_config() {
     return parse_model_config(R"({"model_type": "llama", "vocab_size": 64, "hidden_size": 32, "intermediate_size": 48,
-        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 64})", "tiny");
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 64})",
+                              "tiny");
 }
 
 static void save_model(const LlamaModel& m, const std::string& dir, bool skip_first = false) {
     std::vector<std::pair<std::string, torch::Tensor>> ts;
     for (auto& p : m->named_parameters())
-        if (!(skip_first && ts.empty() && p.key() == "model.embed_tokens.weight")) ts.push_back({p.key(), p.value()});
-        else skip_first = false;
+        if (!(skip_first && ts.empty() && p.key() == "model.embed_tokens.weight"))
+            ts.push_back({p.key(), p.value()});
+        else
+            skip_first = false;
     save_tensors(dir + "/model.safetensors", ts);
 }
 
@@ -136,7 +140,8 @@ TEST(LlamaLoad, ShapeMismatchNamesTensorAndConfig) {
     save_model(m, d.path.string());
     c.intermediate_size = 40;
     write_file_atomic(d.file("config.json"), model_config_to_json(c));
-    expect_error([&] { load_llama(d.path.string()); }, {"model.safetensors", "mlp.gate_proj.weight", "[48,32]", "[40,32]"});
+    expect_error([&] { load_llama(d.path.string()); },
+                 {"model.safetensors", "mlp.gate_proj.weight", "[48,32]", "[40,32]"});
 }
 
 TEST(LlamaLoad, MissingTensorNamed) {
@@ -176,7 +181,8 @@ TEST(LlamaLoad, ShardedCheckpointAndMissingShard) {
     auto lw = loaded->named_parameters()["model.layers.1.mlp.up_proj.weight"];
     EXPECT_TRUE(torch::equal(w.to(torch::kBFloat16).to(torch::kFloat32), lw));  // bf16 -> fp32 exact
     std::filesystem::remove(d.file("model-00002-of-00002.safetensors"));
-    expect_error([&] { load_llama(d.path.string()); }, {"model.safetensors.index.json", "missing shard", "model-00002-of-00002"});
+    expect_error([&] { load_llama(d.path.string()); },
+                 {"model.safetensors.index.json", "missing shard", "model-00002-of-00002"});
 }
 
 TEST(LlamaLoad, ShardPathCannotEscapeFolder) {

@@ -10,7 +10,8 @@ static ModelConfig llama31() {
     return parse_model_config(R"({"model_type": "llama", "vocab_size": 10, "hidden_size": 4096, "intermediate_size": 16,
         "num_hidden_layers": 1, "num_attention_heads": 32, "rope_theta": 500000.0,
         "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                         "original_max_position_embeddings": 8192}})", "llama31");
+                         "original_max_position_embeddings": 8192}})",
+                              "llama31");
 }
 
 TEST(Rope, Llama3ScalingBands) {
@@ -21,9 +22,12 @@ TEST(Rope, Llama3ScalingBands) {
     ASSERT_EQ(scaled.size(0), 64);
     for (int64_t i = 0; i < 64; ++i) {
         double f = plain[i].item<double>(), s = scaled[i].item<double>(), wavelen = 2 * M_PI / f;
-        if (wavelen < 8192.0 / 4) EXPECT_DOUBLE_EQ(s, f) << i;             // high frequencies kept
-        else if (wavelen > 8192.0) EXPECT_NEAR(s, f / 8, 1e-12) << i;     // low frequencies / factor
-        else EXPECT_TRUE(s < f && s > f / 8) << i;                        // smooth band in between
+        if (wavelen < 8192.0 / 4)
+            EXPECT_DOUBLE_EQ(s, f) << i;  // high frequencies kept
+        else if (wavelen > 8192.0)
+            EXPECT_NEAR(s, f / 8, 1e-12) << i;  // low frequencies / factor
+        else
+            EXPECT_TRUE(s < f && s > f / 8) << i;  // smooth band in between
     }
     // HF's formula for Llama 3.1 (head_dim 128, theta 5e5) at index 31, inside the smooth band
     // (wavelength between 8192/4 and 8192).
@@ -58,8 +62,10 @@ struct CountingTap : AttentionTap {
 }  // namespace
 
 TEST(AttentionTapHook, SeesEveryLayer) {
-    ModelConfig c = parse_model_config(R"({"model_type": "llama", "vocab_size": 40, "hidden_size": 16, "intermediate_size": 24,
-        "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 2})", "tiny");
+    ModelConfig c =
+        parse_model_config(R"({"model_type": "llama", "vocab_size": 40, "hidden_size": 16, "intermediate_size": 24,
+        "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 2})",
+                           "tiny");
     LlamaModel m(c);
     CountingTap tap;
     m->set_tap(&tap);

@@ -77,8 +77,10 @@ TEST(Safetensors, OffsetsOutsideFile) {
 
 TEST(Safetensors, OverlappingOffsets) {
     TempDir dir;
-    std::string path = make_file(dir,
-        R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}})", 12);
+    std::string path = make_file(
+        dir,
+        R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}})",
+        12);
     expect_error([&] { SafetensorsFile::open(path); }, {path, "overlapping", "'a'", "'b'"});
 }
 
@@ -90,8 +92,10 @@ TEST(Safetensors, DtypeShapeMismatch) {
 
 TEST(Safetensors, ShapeOverflowIsCaught) {
     TempDir dir;
-    std::string path = make_file(dir,
-        R"({"w": {"dtype": "F32", "shape": [4611686018427387904, 4611686018427387904, 16], "data_offsets": [0, 0]}})", 8);
+    std::string path = make_file(
+        dir,
+        R"({"w": {"dtype": "F32", "shape": [4611686018427387904, 4611686018427387904, 16], "data_offsets": [0, 0]}})",
+        8);
     expect_error([&] { SafetensorsFile::open(path); }, {path, "'w'"});
 }
 

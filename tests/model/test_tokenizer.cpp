@@ -17,16 +17,30 @@ static std::string tiny_tokenizer_json() {
         std::snprintf(buf, sizeof buf, "<0x%02X>", b);
         vocab[buf] = 3 + b;
     }
-    const char* pieces[] = {"\xe2\x96\x81", "a", "b", "c", "ab", "\xe2\x96\x81" "ab", "abc", "\xe2\x96\x81" "abc"};
+    const char* pieces[] = {"\xe2\x96\x81",
+                            "a",
+                            "b",
+                            "c",
+                            "ab",
+                            "\xe2\x96\x81"
+                            "ab",
+                            "abc",
+                            "\xe2\x96\x81"
+                            "abc"};
     int id = 259;
     for (auto p : pieces) vocab[p] = id++;
-    json j = {{"added_tokens", {{{"id", 0}, {"content", "<unk>"}, {"special", true}},
-                                {{"id", 1}, {"content", "<s>"}, {"special", true}},
-                                {{"id", 2}, {"content", "</s>"}, {"special", true}}}},
-              {"normalizer", {{"type", "Sequence"}, {"normalizers", {{{"type", "Prepend"}, {"prepend", "\xe2\x96\x81"}}}}}},
-              {"pre_tokenizer", nullptr},
-              {"model", {{"type", "BPE"}, {"byte_fallback", true}, {"vocab", vocab},
-                         {"merges", {"a b", "\xe2\x96\x81 ab", "ab c", "\xe2\x96\x81 abc"}}}}};
+    json j = {
+        {"added_tokens",
+         {{{"id", 0}, {"content", "<unk>"}, {"special", true}},
+          {{"id", 1}, {"content", "<s>"}, {"special", true}},
+          {{"id", 2}, {"content", "</s>"}, {"special", true}}}},
+        {"normalizer", {{"type", "Sequence"}, {"normalizers", {{{"type", "Prepend"}, {"prepend", "\xe2\x96\x81"}}}}}},
+        {"pre_tokenizer", nullptr},
+        {"model",
+         {{"type", "BPE"},
+          {"byte_fallback", true},
+          {"vocab", vocab},
+          {"merges", {"a b", "\xe2\x96\x81 ab", "ab c", "\xe2\x96\x81 abc"}}}}};
     return j.dump();
 }
 
@@ -61,27 +75,45 @@ TEST(Tokenizer, EmptyText) {
 TEST(Tokenizer, UnknownTypesRefused) {
     expect_error([] { Tokenizer::from_hf_json(R"({"model": {"type": "WordPiece", "vocab": {}}})", "tok.json"); },
                  {"tok.json", "WordPiece", "not supported"});
-    expect_error([] { Tokenizer::from_hf_json(R"({"pre_tokenizer": {"type": "ByteLevel"}, "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}})", "tok.json"); },
-                 {"tok.json", "ByteLevel"});
+    expect_error(
+        [] {
+            Tokenizer::from_hf_json(
+                R"({"pre_tokenizer": {"type": "ByteLevel"}, "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}})",
+                "tok.json");
+        },
+        {"tok.json", "ByteLevel"});
     expect_error([] { Tokenizer::from_hf_json("{", "tok.json"); }, {"tok.json", "malformed JSON"});
-    expect_error([] { Tokenizer::from_hf_json(R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": ["a c"]}})", "tok.json"); },
-                 {"tok.json", "merge"});
-    expect_error([] { Tokenizer::from_hf_json(R"({"model": {"type": "BPE", "byte_fallback": true, "vocab": {"a": 0}, "merges": []}})", "tok.json"); },
-                 {"tok.json", "byte_fallback"});
+    expect_error(
+        [] {
+            Tokenizer::from_hf_json(R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": ["a c"]}})",
+                                    "tok.json");
+        },
+        {"tok.json", "merge"});
+    expect_error(
+        [] {
+            Tokenizer::from_hf_json(
+                R"({"model": {"type": "BPE", "byte_fallback": true, "vocab": {"a": 0}, "merges": []}})", "tok.json");
+        },
+        {"tok.json", "byte_fallback"});
 }
 
 TEST(Tokenizer, Llama2cBinErrors) {
     std::string bytes(4, '\0');
     int32_t max_len = 8;
     std::memcpy(bytes.data(), &max_len, 4);
-    expect_error([&] { Tokenizer::from_llama2c_bin(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), 300, "tok.bin"); },
-                 {"tok.bin", "truncated"});
-    expect_error([&] { Tokenizer::from_llama2c_bin(reinterpret_cast<const uint8_t*>(bytes.data()), 2, 300, "tok.bin"); },
-                 {"tok.bin", "truncated"});
+    expect_error(
+        [&] {
+            Tokenizer::from_llama2c_bin(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), 300, "tok.bin");
+        },
+        {"tok.bin", "truncated"});
+    expect_error(
+        [&] { Tokenizer::from_llama2c_bin(reinterpret_cast<const uint8_t*>(bytes.data()), 2, 300, "tok.bin"); },
+        {"tok.bin", "truncated"});
     int32_t bad = -5;
     std::memcpy(bytes.data(), &bad, 4);
-    expect_error([&] { Tokenizer::from_llama2c_bin(reinterpret_cast<const uint8_t*>(bytes.data()), 4, 300, "tok.bin"); },
-                 {"tok.bin", "max_token_length"});
+    expect_error(
+        [&] { Tokenizer::from_llama2c_bin(reinterpret_cast<const uint8_t*>(bytes.data()), 4, 300, "tok.bin"); },
+        {"tok.bin", "max_token_length"});
 }
 
 // ---- the real Llama-2 vocabulary (stories15M) and Mistral's, against golden ids ----
@@ -98,7 +130,8 @@ static void check_cases(const Tokenizer& t, const json& cases, const std::string
         std::string text = c["text"];
         std::vector<int32_t> want = c["ids"].get<std::vector<int32_t>>();
         EXPECT_EQ(t.encode(text, true), want) << what << " text: " << text;
-        if (c.contains("decoded")) EXPECT_EQ(t.decode(want), c["decoded"].get<std::string>()) << what << " ids of: " << text;
+        if (c.contains("decoded"))
+            EXPECT_EQ(t.decode(want), c["decoded"].get<std::string>()) << what << " ids of: " << text;
     }
 }
 

@@ -1,0 +1,132 @@
+// lincat distill: stage 1 (attention transfer), recorded in the workspace database.
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "model/model_dir.h"
+#include "train/distill.h"
+#include "util/error.h"
+#include "util/json.h"
+
+namespace lincat::cli {
+
+static std::vector<std::string> split_list(const std::string& s) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    while (start < s.size()) {
+        size_t comma = s.find(',', start);
+        if (comma == std::string::npos) comma = s.size();
+        if (comma > start) out.push_back(s.substr(start, comma - start));
+        start = comma + 1;
+    }
+    return out;
+}
+
+static std::string duration(double s) {
+    char buf[32];
+    if (s >= 3600) std::snprintf(buf, sizeof buf, "%dh%02dm", int(s / 3600), int(s / 60) % 60);
+    else if (s >= 60) std::snprintf(buf, sizeof buf, "%dm%02ds", int(s / 60), int(s) % 60);
+    else std::snprintf(buf, sizeof buf, "%ds", int(s));
+    return buf;
+}
+
+int cmd_distill(const Argv& argv) {
+    Args a("distill",
+           {{"model", "model folder or cache name", false, "default"},
+            {"workspace", "workspace folder (created if missing)"},
+            {"data", "comma-separated text / .jsonl (Alpaca) files", false, "text sampled from the teacher"},
+            {"steps", "optimizer steps", false, "200"},
+            {"tokens", "train on about this many tokens (sets --steps)"},
+            {"variant", "tk or sw", false, "tk"},
+            {"window", "window size w", false, "64"},
+            {"feature-map", "softmax_dim, relu, 1+elu, exp_dim", false, "softmax_dim"},
+            {"feature-dim", "feature dim f (softmax_dim gives 2f)", false, "64"},
+            {"affine", "lambda = 1 - gamma", true},
+            {"layers", "comma-separated layers to linearize", false, "all"},
+            {"batch-size", "sequences per micro-batch", false, "4"},
+            {"grad-accum", "micro-batches per step", false, "1"},
+            {"seq-len", "tokens per sequence", false, "min(256, model max)"},
+            {"teacher-sequences", "teacher samples when no --data", false, "256"},
+            {"lr", "AdamW learning rate", false, "1e-2"},
+            {"eval-every", "steps between evaluations", false, "25"},
+            {"checkpoint-every", "steps between checkpoints", false, "25"},
+            {"seed", "seed for feature maps and data order", false, "0"},
+            {"resume", "continue run RUN from its last checkpoint"},
+            {"json", "print one JSON object with the results on stdout", true}},
+           argv);
+    if (!a.has("workspace")) fail("--workspace DIR is required\n", a.help());
+    std::string model_dir = resolve_model_dir(a.get("model", "default"));
+    Workspace ws = Workspace::open(a.get("workspace"));
+    DistillConfig c;
+    c.linearize.window.kind = parse_window_kind(a.get("variant", "tk"));
+    c.linearize.window.size = a.get_int("window", 64);
+    c.linearize.feature_map = parse_feature_map_kind(a.get("feature-map", "softmax_dim"));
+    c.linearize.feature_dim = a.get_int("feature-dim", 64);
+    c.linearize.affine = a.flag("affine");
+    for (auto& l : split_list(a.get("layers"))) c.linearize.layers.push_back(parse_count(l, "--layers"));
+    for (auto& f : split_list(a.get("data")))
+        (f.size() > 6 && f.substr(f.size() - 6) == ".jsonl" ? c.data.jsonl_files : c.data.text_files).push_back(f);
+    ModelConfig mc = load_model_config(model_dir + "/config.json");
+    c.data.seq_len = a.get_int("seq-len", std::min<int64_t>(256, mc.max_position_embeddings));
+    c.data.teacher_sequences = a.get_int("teacher-sequences", 256);
+    c.batch_size = a.get_int("batch-size", 4);
+    c.grad_accum = a.get_int("grad-accum", 1);
+    c.steps = a.get_int("steps", 200);
+    if (a.has("tokens")) {
+        int64_t per_step = c.batch_size * c.grad_accum * c.data.seq_len;
+        c.steps = std::max<int64_t>(1, (a.get_int("tokens", 0) + per_step - 1) / per_step);
+    }
+    c.lr = a.get_double("lr", 1e-2);
+    c.eval_every = a.get_int("eval-every", 25);
+    c.checkpoint_every = a.get_int("checkpoint-every", 25);
+    c.seed = uint64_t(a.get_int("seed", 0));
+    if (c.linearize.window.size <= 0) fail("--window must be positive");
+    if (c.linearize.feature_dim <= 0) fail("--feature-dim must be positive");
+    if (c.eval_every <= 0 || c.checkpoint_every <= 0) fail("--eval-every and --checkpoint-every must be positive");
+    std::optional<int64_t> resume;
+    if (a.has("resume")) resume = a.get_int("resume", 0);
+
+    const bool tty = isatty(2);
+    auto progress = [&](const DistillProgress& p) {
+        char line[200];
+        std::snprintf(line, sizeof line, "step %lld/%lld | %.0f tok/s | loss %.4f | lr %.1e | ETA %s",
+                      (long long)p.step, (long long)p.steps, p.tokens_per_second, p.loss, p.lr,
+                      duration(p.eta_seconds).c_str());
+        if (tty) {
+            int width = 24, filled = int(double(width) * double(p.step) / double(p.steps));
+            std::fprintf(stderr, "\r[%s%s] %s\x1b[K", std::string(size_t(filled), '#').c_str(),
+                         std::string(size_t(width - filled), '.').c_str(), line);
+            if (p.step == p.steps) std::fprintf(stderr, "\n");
+        } else if (p.step % 10 == 0 || p.step == p.steps) {
+            std::fprintf(stderr, "%s\n", line);
+        }
+    };
+    DistillOutcome o = distill(ws, model_dir, c, resume, progress);
+    if (a.flag("json")) {
+        json j = {{"run", o.run},
+                  {"status", o.status},
+                  {"steps", o.steps},
+                  {"tokens", o.tokens},
+                  {"layers", o.layers},
+                  {"layer_mse_initial", o.layer_mse_initial},
+                  {"layer_mse_final", o.layer_mse_final},
+                  {"teacher_ppl", o.teacher_ppl},
+                  {"student_ppl", o.student_ppl},
+                  {"checkpoint", o.checkpoint}};
+        std::printf("%s\n", j.dump().c_str());
+        return 0;
+    }
+    std::printf("run %lld %s: %lld steps, %lld tokens\n", (long long)o.run, o.status.c_str(), (long long)o.steps,
+                (long long)o.tokens);
+    std::printf("%6s %14s %14s %9s\n", "layer", "mse initial", "mse final", "ratio");
+    for (size_t i = 0; i < o.layers.size() && i < o.layer_mse_final.size(); ++i)
+        std::printf("%6lld %14.6g %14.6g %8.1fx\n", (long long)o.layers[i], o.layer_mse_initial[i], o.layer_mse_final[i],
+                    o.layer_mse_initial[i] / o.layer_mse_final[i]);
+    std::printf("held-out perplexity: teacher %.3f, student %.3f (%+.1f%%)\ncheckpoint: %s\n", o.teacher_ppl,
+                o.student_ppl, 100.0 * (o.student_ppl / o.teacher_ppl - 1), o.checkpoint.c_str());
+    return 0;
+}
+
+}  // namespace lincat::cli

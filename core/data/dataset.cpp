@@ -1,0 +1,119 @@
+#include "data/dataset.h"
+
+#include <filesystem>
+#include <sstream>
+
+#include "attention/softmax.h"
+#include "model/weights.h"
+#include "util/error.h"
+#include "util/file.h"
+#include "util/json.h"
+
+namespace lincat {
+
+torch::Tensor sample_teacher_sequences(LlamaModel& model, int64_t n, int64_t len, uint64_t seed, int32_t bos) {
+    torch::NoGradGuard ng;
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+    const int64_t batch = 32;
+    std::vector<torch::Tensor> out;
+    for (int64_t start = 0; start < n; start += batch) {
+        const int64_t b = std::min(batch, n - start);
+        ModelState state = model->new_state();
+        auto seq = torch::full({b, len}, int64_t(bos), torch::kLong);
+        auto logits = model->forward(seq.narrow(1, 0, 1), &state).select(1, 0);  // (b, V)
+        for (int64_t t = 1; t < len; ++t) {
+            auto next = torch::multinomial(torch::softmax(logits, -1), 1, false, gen);  // (b, 1)
+            seq.narrow(1, t, 1).copy_(next);
+            if (t + 1 < len) logits = model->forward(next, &state).select(1, 0);
+        }
+        out.push_back(seq);
+    }
+    return torch::cat(out, 0);
+}
+
+std::vector<int32_t> tokens_from_text_file(const Tokenizer& tok, const std::string& path) {
+    std::string text = read_file(path);
+    std::vector<int32_t> out;
+    size_t pos = 0;
+    while (pos < text.size()) {
+        size_t end = text.find("\n\n", pos);
+        if (end == std::string::npos) end = text.size();
+        std::string doc = text.substr(pos, end - pos);
+        if (doc.find_first_not_of(" \n\t\r") != std::string::npos) {
+            auto ids = tok.encode(doc, true);
+            out.insert(out.end(), ids.begin(), ids.end());
+        }
+        pos = end + 2;
+    }
+    if (out.empty()) fail(path, ": no text");
+    return out;
+}
+
+std::vector<int32_t> tokens_from_alpaca_jsonl(const Tokenizer& tok, const std::string& path) {
+    std::istringstream in(read_file(path));
+    std::string line;
+    std::vector<int32_t> out;
+    int64_t n = 0;
+    while (std::getline(in, line)) {
+        ++n;
+        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+        std::string label = path + " line " + std::to_string(n);
+        json j = parse_json(line, label);
+        std::string instruction = json_get<std::string>(j, "instruction", label);
+        std::string input = json_get_or<std::string>(j, "input", "", label);
+        std::string output = json_get<std::string>(j, "output", label);
+        std::string text = "### Instruction:\n" + instruction + (input.empty() ? "" : "\n\n### Input:\n" + input) +
+                           "\n\n### Response:\n" + output;
+        auto ids = tok.encode(text, true);
+        ids.push_back(tok.eos_id());
+        out.insert(out.end(), ids.begin(), ids.end());
+    }
+    if (out.empty()) fail(path, ": no records");
+    return out;
+}
+
+static torch::Tensor pack(const std::vector<int32_t>& stream, int64_t len) {
+    const int64_t n = int64_t(stream.size()) / len;
+    if (n == 0) fail("data: ", stream.size(), " tokens are fewer than one sequence of ", len);
+    auto t = torch::tensor(std::vector<int64_t>(stream.begin(), stream.begin() + n * len), torch::kLong);
+    return t.view({n, len});
+}
+
+TokenData load_token_data(const DataSpec& spec, LlamaModel& teacher, const Tokenizer& tok, const std::string& cache_dir,
+                          const std::string& model_hash) {
+    if (spec.seq_len < 2) fail("data: sequence length must be at least 2");
+    torch::Tensor all;
+    if (spec.text_files.empty() && spec.jsonl_files.empty()) {
+        if (spec.teacher_sequences < 2) fail("data: need at least 2 teacher sequences");
+        std::string name = "teacher-seed" + std::to_string(spec.seed) + "-n" + std::to_string(spec.teacher_sequences) +
+                           "-len" + std::to_string(spec.seq_len) + "-" + model_hash.substr(0, 12) + ".safetensors";
+        std::string path = cache_dir + "/" + name;
+        if (std::filesystem::exists(path)) {
+            all = WeightStore::open_file(path).get("tokens", torch::kLong);
+            if (all.dim() != 2 || all.size(0) != spec.teacher_sequences || all.size(1) != spec.seq_len)
+                fail(path, ": cached teacher samples have shape ", shape_str(all.sizes()), ", expected [",
+                     spec.teacher_sequences, ",", spec.seq_len, "]");
+        } else {
+            all = sample_teacher_sequences(teacher, spec.teacher_sequences, spec.seq_len, spec.seed, tok.bos_id());
+            std::filesystem::create_directories(cache_dir);
+            save_tensors(path, {{"tokens", all.to(torch::kInt32)}}, {{"base_model_hash", model_hash}});
+        }
+    } else {
+        std::vector<int32_t> stream;
+        for (auto& f : spec.text_files) {
+            auto t = tokens_from_text_file(tok, f);
+            stream.insert(stream.end(), t.begin(), t.end());
+        }
+        for (auto& f : spec.jsonl_files) {
+            auto t = tokens_from_alpaca_jsonl(tok, f);
+            stream.insert(stream.end(), t.begin(), t.end());
+        }
+        all = pack(stream, spec.seq_len);
+    }
+    const int64_t n = all.size(0);
+    if (n < 2) fail("data: only ", n, " sequence(s) of ", spec.seq_len, " tokens; need 2 for a train/eval split");
+    int64_t m = std::max<int64_t>(1, int64_t(double(n) * spec.eval_fraction));
+    return {all.narrow(0, 0, n - m), all.narrow(0, n - m, m)};
+}
+
+}  // namespace lincat

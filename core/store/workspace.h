@@ -1,0 +1,73 @@
+// A workspace: one folder holding lincat.db (SQLite, WAL mode so the studio reads while a
+// job writes) and the tensors its runs produce (checkpoints/, data/). Torch-free.
+// SQL only through bound parameters.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+struct sqlite3;
+
+namespace lincat {
+
+constexpr int kWorkspaceSchemaVersion = 1;
+
+struct RunRecord {
+    int64_t id = 0;
+    std::string session, kind, config_json, status, message, base_model_hash, created_at, updated_at;
+    int64_t pid = 0;
+};
+
+struct StepRecord {
+    int64_t step = 0, tokens = 0;
+    double loss = 0, lr = 0;
+    std::vector<double> layer_mse;  // one per linearized layer, in layer order
+};
+
+struct CheckpointRecord {
+    int64_t id = 0, run_id = 0, step = 0;
+    std::string path, sha256;
+    bool is_best = false;
+};
+
+class Workspace {
+public:
+    // Creates the folder and database when missing; migrates older schemas; refuses newer ones.
+    static Workspace open(const std::string& dir);
+    Workspace(Workspace&&) noexcept;
+    Workspace& operator=(Workspace&&) noexcept;
+    ~Workspace();
+
+    const std::string& dir() const { return dir_; }
+    std::string db_path() const { return dir_ + "/lincat.db"; }
+
+    int64_t create_run(const std::string& session, const std::string& kind, const std::string& config_json,
+                       const std::string& base_model_hash);
+    RunRecord run(int64_t id) const;
+    std::vector<RunRecord> runs() const;
+    void set_run_status(int64_t run, const std::string& status, const std::string& message = "");
+    void set_run_pid(int64_t run, int64_t pid);
+
+    // "train" or "eval" rows; one transaction per step. A step recorded twice replaces the old row.
+    void record_step(int64_t run, const std::string& split, const StepRecord& step);
+    std::vector<StepRecord> steps(int64_t run, const std::string& split) const;
+    // Deletes what came after the checkpoint that resumes at `step` (the work a resumed run
+    // redoes): train rows >= step (train row s is the update that produced state s+1), eval
+    // rows and checkpoints > step.
+    void forget_after_checkpoint(int64_t run, int64_t step);
+
+    int64_t record_checkpoint(int64_t run, int64_t step, const std::string& path, const std::string& sha256, bool is_best);
+    std::optional<CheckpointRecord> last_checkpoint(int64_t run) const;
+    std::optional<CheckpointRecord> best_checkpoint(int64_t run) const;
+
+private:
+    Workspace() = default;
+    void exec(const std::string& sql) const;
+    void migrate();
+    std::string dir_;
+    sqlite3* db_ = nullptr;
+};
+
+}  // namespace lincat

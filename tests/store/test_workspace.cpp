@@ -1,0 +1,84 @@
+#include "store/workspace.h"
+
+#include <sqlite3.h>
+
+#include <fstream>
+
+#include "test_util.h"
+
+using namespace lincat;
+using lincat::test::expect_error;
+using lincat::test::TempDir;
+
+TEST(Workspace, RunsStepsCheckpoints) {
+    TempDir d;
+    Workspace ws = Workspace::open(d.file("ws"));
+    int64_t run = ws.create_run("s", "distill", R"({"steps": 3})", "abc");
+    EXPECT_EQ(ws.run(run).status, "created");
+    ws.set_run_status(run, "running");
+    for (int64_t s = 0; s < 3; ++s) ws.record_step(run, "train", {s, (s + 1) * 100, 1.0 / double(s + 1), 0.01, {0.1, 0.2}});
+    ws.record_step(run, "train", {1, 200, 0.7, 0.01, {0.3, 0.4}});  // recorded again: replaces
+    auto rows = ws.steps(run, "train");
+    ASSERT_EQ(rows.size(), 3u);
+    EXPECT_DOUBLE_EQ(rows[1].loss, 0.7);
+    EXPECT_EQ(rows[1].layer_mse, (std::vector<double>{0.3, 0.4}));
+    ws.record_checkpoint(run, 2, "/x/step-2", "ff", false);
+    ws.record_checkpoint(run, 2, "/x/best", "ee", true);
+    EXPECT_EQ(ws.last_checkpoint(run)->path, "/x/step-2");
+    EXPECT_EQ(ws.best_checkpoint(run)->path, "/x/best");
+    EXPECT_EQ(ws.run(run).status, "running");
+}
+
+TEST(Workspace, ForgetAfterCheckpointKeepsWhatTheCheckpointHolds) {
+    TempDir d;
+    Workspace ws = Workspace::open(d.file("ws"));
+    int64_t run = ws.create_run("s", "distill", "{}", "h");
+    for (int64_t s = 0; s < 6; ++s) ws.record_step(run, "train", {s, 0, 1, 1, {1}});
+    ws.record_step(run, "eval", {0, 0, 1, 1, {1}});
+    ws.record_step(run, "eval", {4, 0, 1, 1, {1}});
+    ws.record_step(run, "eval", {6, 0, 1, 1, {1}});
+    ws.record_checkpoint(run, 4, "/c4", "a", false);
+    ws.record_checkpoint(run, 6, "/c6", "b", false);
+    ws.forget_after_checkpoint(run, 4);  // state after 4 updates: train rows 0..3, eval rows 0 and 4
+    EXPECT_EQ(ws.steps(run, "train").size(), 4u);
+    EXPECT_EQ(ws.steps(run, "eval").size(), 2u);
+    EXPECT_EQ(ws.last_checkpoint(run)->step, 4);
+}
+
+TEST(Workspace, ReadableByASecondConnectionWhileAWriterHoldsATransaction) {
+    TempDir d;
+    Workspace ws = Workspace::open(d.file("ws"));
+    int64_t run = ws.create_run("s", "distill", "{}", "h");
+    ws.record_step(run, "train", {0, 0, 1, 1, {1}});
+    sqlite3* writer = nullptr;
+    ASSERT_EQ(sqlite3_open(ws.db_path().c_str(), &writer), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(writer, "BEGIN IMMEDIATE; INSERT INTO metrics VALUES (1, 'train', 1, 0, 1, 1);", nullptr,
+                           nullptr, nullptr),
+              SQLITE_OK);
+    Workspace reader = Workspace::open(d.file("ws"));  // WAL: readers are not blocked
+    EXPECT_EQ(reader.steps(run, "train").size(), 1u);  // sees committed rows only
+    sqlite3_exec(writer, "COMMIT;", nullptr, nullptr, nullptr);
+    sqlite3_close(writer);
+    EXPECT_EQ(reader.steps(run, "train").size(), 2u);
+}
+
+TEST(Workspace, CorruptOrNewerDatabaseIsRefused) {
+    TempDir d;
+    std::filesystem::create_directories(d.file("bad"));
+    std::ofstream(d.file("bad/lincat.db")) << std::string(4096, 'x');
+    expect_error([&] { Workspace::open(d.file("bad")); }, {"lincat.db"});
+    {
+        Workspace ws = Workspace::open(d.file("new"));
+    }
+    sqlite3* db = nullptr;
+    sqlite3_open(d.file("new/lincat.db").c_str(), &db);
+    sqlite3_exec(db, "PRAGMA user_version = 99;", nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+    expect_error([&] { Workspace::open(d.file("new")); }, {"schema version 99", "newer"});
+}
+
+TEST(Workspace, UnknownRunIsAnError) {
+    TempDir d;
+    Workspace ws = Workspace::open(d.file("ws"));
+    expect_error([&] { ws.run(42); }, {"no run 42"});
+}

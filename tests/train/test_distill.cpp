@@ -1,0 +1,159 @@
+// Stage 1 on stories15M, small: transfer mode passes the teacher on; training lowers every
+// layer's MSE; only feature maps and gammas are saved; kill -9 and --resume record each
+// step exactly once; a NaN loss fails the run and keeps the last good checkpoint.
+#include "train/distill.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "model/tokenizer.h"
+#include "test_util.h"
+#include "model/weights.h"
+#include "train/checkpoint.h"
+#include "train/transfer.h"
+#include "util/file.h"
+#include "util/threads.h"
+
+using namespace lincat;
+using lincat::test::TempDir;
+
+namespace {
+
+DistillConfig small_config(int64_t steps) {
+    DistillConfig c;
+    c.data.seq_len = 64;
+    c.data.teacher_sequences = 24;
+    c.batch_size = 2;
+    c.steps = steps;
+    c.eval_every = 4;
+    c.checkpoint_every = 4;
+    c.linearize.window.size = 16;
+    return c;
+}
+
+std::string lincat_bin() { return std::string(LINCAT_BINARY_DIR) + "/lincat"; }
+std::string small_cli_args() {
+    return " --seq-len 64 --teacher-sequences 24 --batch-size 2 --eval-every 4 --checkpoint-every 4 --window 16";
+}
+
+}  // namespace
+
+TEST(Transfer, ForwardPassesTheTeacherOnExactly) {
+    init_torch_threads();
+    std::string dir = lincat::test::default_model_dir();
+    LlamaModel teacher = load_llama(dir);
+    LlamaModel student = load_llama(dir);
+    linearize(student, LinearizeOptions{});
+    for (int64_t l = 0; l < student->num_layers(); ++l) {
+        auto h = std::dynamic_pointer_cast<HybridAttentionImpl>(student->layer(l)->self_attn->core());
+        student->layer(l)->self_attn->set_core(std::make_shared<TransferAttentionImpl>(h, 0));
+    }
+    torch::NoGradGuard ng;
+    auto x = torch::randint(3, 32000, {2, 40});
+    EXPECT_TRUE(torch::equal(teacher->forward(x), student->forward(x)));  // the student never leaks downstream
+    auto* t = dynamic_cast<TransferAttentionImpl*>(student->layer(3)->self_attn->core().get());
+    EXPECT_GT(t->last_mse.item<double>(), 0.0);
+}
+
+TEST(Distill, MseFallsOnlyLinearParametersSavedAndCheckpointLoads) {
+    init_torch_threads();
+    TempDir d;
+    Workspace ws = Workspace::open(d.file("ws"));
+    std::string model_dir = lincat::test::default_model_dir();
+    DistillConfig c = small_config(16);
+    DistillOutcome o = distill(ws, model_dir, c, std::nullopt, {});
+    EXPECT_EQ(o.status, "completed");
+    ASSERT_EQ(o.layer_mse_final.size(), 6u);
+    for (size_t l = 0; l < 6; ++l)
+        EXPECT_LT(o.layer_mse_final[l], o.layer_mse_initial[l] / 2) << "layer " << l;  // 16 tiny steps: at least 2x
+    EXPECT_EQ(ws.steps(o.run, "train").size(), 16u);
+    // Only feature maps and gammas are in the checkpoint: the base model is frozen.
+    WeightStore w = WeightStore::open_file(o.checkpoint + "/linear.safetensors");
+    int64_t numel = 0;
+    for (auto& name : w.names()) {
+        EXPECT_NE(name.find(".self_attn.attn."), std::string::npos) << name;
+        numel += w.info(name).numel();
+    }
+    LlamaModel base = load_llama(model_dir);
+    EXPECT_EQ(numel, linearized_parameter_count(base->config(), c.linearize));
+    LlamaModel lin = load_linearized(model_dir, o.checkpoint);
+    EXPECT_TRUE(torch::equal(lin->named_parameters()["model.layers.2.mlp.up_proj.weight"],
+                             base->named_parameters()["model.layers.2.mlp.up_proj.weight"]));
+    EXPECT_LT(o.student_ppl, o.teacher_ppl * 2);
+}
+
+TEST(Distill, CorruptCheckpointIsDetected) {
+    init_torch_threads();
+    TempDir d;
+    Workspace ws = Workspace::open(d.file("ws"));
+    std::string model_dir = lincat::test::default_model_dir();
+    DistillOutcome o = distill(ws, model_dir, small_config(4), std::nullopt, {});
+    std::string file = o.checkpoint + "/linear.safetensors";
+    std::string bytes = read_file(file);
+    bytes[bytes.size() - 3] ^= 0x5a;
+    write_file_atomic(file, bytes);
+    lincat::test::expect_error([&] { load_linearized(model_dir, o.checkpoint); }, {"linear.safetensors", "corrupt"});
+}
+
+TEST(Distill, NanLossFailsRunAndKeepsLastGoodCheckpoint) {
+    init_torch_threads();
+    TempDir d;
+    Workspace ws = Workspace::open(d.file("ws"));
+    setenv("LINCAT_FAULT_NAN_STEP", "6", 1);
+    lincat::test::expect_error([&] { distill(ws, lincat::test::default_model_dir(), small_config(12), std::nullopt, {}); },
+                               {"loss became", "step 6", "step-4"});
+    unsetenv("LINCAT_FAULT_NAN_STEP");
+    RunRecord r = ws.runs().back();
+    EXPECT_EQ(r.status, "failed");
+    EXPECT_EQ(ws.last_checkpoint(r.id)->step, 4);
+    EXPECT_EQ(ws.steps(r.id, "train").size(), 6u);  // steps 0..5 recorded, the NaN step not
+}
+
+TEST(Distill, KillNineThenResumeRecordsEveryStepOnce) {
+    TempDir d;
+    std::string ws_dir = d.file("ws");
+    lincat::test::default_model_dir();
+    // The uninterrupted reference run.
+    auto ref = lincat::test::run_command(lincat_bin() + " distill --json --steps 12 --workspace " + d.file("ref") +
+                                         small_cli_args() + " 2>/dev/null");
+    ASSERT_EQ(ref.code, 0) << ref.out;
+    // The same run, killed once its step-8 checkpoint exists, then resumed.
+    pid_t pid = fork();
+    if (pid == 0) {
+        std::string cmd = lincat_bin() + " distill --steps 12 --workspace " + ws_dir + small_cli_args() + " >/dev/null 2>&1";
+        execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), (char*)nullptr);
+        _exit(127);
+    }
+    bool killed = false;
+    for (int i = 0; i < 1200 && !killed; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        if (std::filesystem::exists(ws_dir + "/checkpoints/run-1/step-8/trainer.json")) {
+            kill(pid, SIGKILL);
+            killed = true;
+        }
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ASSERT_TRUE(killed) << "the run never reached its step-8 checkpoint";
+    {
+        Workspace ws = Workspace::open(ws_dir);
+        EXPECT_EQ(ws.run(1).status, "running");  // killed: nobody could mark it
+    }
+    auto resumed = lincat::test::run_command(lincat_bin() + " distill --json --resume 1 --workspace " + ws_dir + " 2>/dev/null");
+    ASSERT_EQ(resumed.code, 0) << resumed.out;
+    Workspace ws = Workspace::open(ws_dir);
+    EXPECT_EQ(ws.run(1).status, "completed");
+    auto rows = ws.steps(1, "train");
+    ASSERT_EQ(rows.size(), 12u);
+    for (int64_t s = 0; s < 12; ++s) EXPECT_EQ(rows[size_t(s)].step, s);
+    EXPECT_EQ(ws.steps(1, "eval").size(), 4u);  // steps 0, 4, 8, 12
+    // Same data order and optimizer state: the final parameters match the uninterrupted run.
+    WeightStore a = WeightStore::open_file(d.file("ref") + "/checkpoints/run-1/step-12/linear.safetensors");
+    WeightStore b = WeightStore::open_file(ws_dir + "/checkpoints/run-1/step-12/linear.safetensors");
+    double worst = 0;
+    for (auto& name : a.names()) worst = std::max(worst, (a.get(name) - b.get(name)).abs().max().item<double>());
+    EXPECT_LT(worst, 1e-5) << "max parameter difference vs uninterrupted run";
+}
