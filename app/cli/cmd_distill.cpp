@@ -50,6 +50,8 @@ int cmd_distill(const Argv& argv) {
             {"seq-len", "tokens per sequence", false, "min(256, model max)"},
             {"teacher-sequences", "teacher samples when no --data", false, "256"},
             {"lr", "AdamW learning rate", false, "1e-2"},
+            {"mse-factor", "weight of the output MSE", false, "1000"},
+            {"xent-factor", "weight of the attention-weight cross-entropy", false, "0"},
             {"eval-every", "steps between evaluations", false, "25"},
             {"checkpoint-every", "steps between checkpoints", false, "25"},
             {"seed", "seed for feature maps and data order", false, "0"},
@@ -79,6 +81,8 @@ int cmd_distill(const Argv& argv) {
         c.steps = std::max<int64_t>(1, (a.get_int("tokens", 0) + per_step - 1) / per_step);
     }
     c.lr = a.get_double("lr", 1e-2);
+    c.mse_factor = a.get_double("mse-factor", 1000.0);
+    c.xent_factor = a.get_double("xent-factor", 0.0);
     c.eval_every = a.get_int("eval-every", 25);
     c.checkpoint_every = a.get_int("checkpoint-every", 25);
     c.seed = uint64_t(a.get_int("seed", 0));

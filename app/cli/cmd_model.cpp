@@ -11,6 +11,7 @@
 #include "model/llama2c.h"
 #include "model/model_dir.h"
 #include "model/tokenizer.h"
+#include "train/checkpoint.h"
 #include "util/error.h"
 #include "util/file.h"
 
@@ -20,6 +21,11 @@ static torch::Dtype parse_dtype(const std::string& s) {
     if (s == "fp32" || s == "float32") return torch::kFloat32;
     if (s == "bf16" || s == "bfloat16") return torch::kBFloat16;
     fail("--dtype: '", s, "' is not one of fp32, bf16");
+}
+
+// The base model, or the base model with a linearized checkpoint applied.
+static LlamaModel load_model(const std::string& dir, const std::string& checkpoint, torch::Dtype dtype) {
+    return checkpoint.empty() ? load_llama(dir, dtype) : load_linearized(dir, checkpoint, dtype);
 }
 
 int cmd_import_llama2c(const Argv& argv) {
@@ -44,11 +50,12 @@ int cmd_generate(const Argv& argv) {
             {"temperature", "sampling temperature", false, "0"},
             {"top-p", "nucleus sampling threshold", false, "1"},
             {"seed", "sampling seed", false, "42"},
-            {"dtype", "fp32 or bf16", false, "fp32"}},
+            {"dtype", "fp32 or bf16", false, "fp32"},
+            {"checkpoint", "linearized checkpoint folder (from lincat distill)"}},
            argv);
     std::string dir = resolve_model_dir(a.get("model", "default"));
     Tokenizer tok = Tokenizer::load_dir(dir);
-    LlamaModel model = load_llama(dir, parse_dtype(a.get("dtype", "fp32")));
+    LlamaModel model = load_model(dir, a.get("checkpoint"), parse_dtype(a.get("dtype", "fp32")));
     GenerateOptions o;
     o.max_new_tokens = a.get_int("max-new-tokens", 256);
     o.temperature = a.flag("greedy") ? 0.0 : a.get_double("temperature", 0.0);
@@ -81,12 +88,13 @@ int cmd_ppl(const Argv& argv) {
             {"seq-len", "window length in tokens", false, "the model's max_position_embeddings"},
             {"stride", "window stride", false, "seq-len / 2"},
             {"max-tokens", "score at most this many tokens", false, "all"},
-            {"dtype", "fp32 or bf16", false, "fp32"}},
+            {"dtype", "fp32 or bf16", false, "fp32"},
+            {"checkpoint", "linearized checkpoint folder (from lincat distill)"}},
            argv);
     if (!a.has("data")) fail("--data FILE is required\n", a.help());
     std::string dir = resolve_model_dir(a.get("model", "default"));
     Tokenizer tok = Tokenizer::load_dir(dir);
-    LlamaModel model = load_llama(dir, parse_dtype(a.get("dtype", "fp32")));
+    LlamaModel model = load_model(dir, a.get("checkpoint"), parse_dtype(a.get("dtype", "fp32")));
     std::string text = read_file(a.get("data"));
     auto tokens = tok.encode(text, true);
     int64_t max_tokens = a.get_int("max-tokens", 0);

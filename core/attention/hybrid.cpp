@@ -296,6 +296,10 @@ torch::Tensor HybridAttentionImpl::forward(const torch::Tensor& q, const torch::
 
 torch::Tensor HybridAttentionImpl::attention_weights(const torch::Tensor& q, const torch::Tensor& k_in) {
     torch::NoGradGuard ng;
+    return attention_weights_with_grad(q, k_in);
+}
+
+torch::Tensor HybridAttentionImpl::attention_weights_with_grad(const torch::Tensor& q, const torch::Tensor& k_in) {
     auto k = repeat_kv(k_in);
     torch::Tensor w;
     hybrid_attention_quadratic(q, k, k, feature_map_q(q), feature_map_k(k), gamma(), lambda(), options_.window(), &w);

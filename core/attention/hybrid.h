@@ -96,6 +96,7 @@ class HybridAttentionImpl : public AttentionCoreImpl {
     torch::Tensor lambda() const;  // (H)
     // The (B, H, T, T) weights of the quadratic form for a viewer (after RoPE q, k).
     torch::Tensor attention_weights(const torch::Tensor& q, const torch::Tensor& k);
+    torch::Tensor attention_weights_with_grad(const torch::Tensor& q, const torch::Tensor& k);
 
     FeatureMap feature_map_q{nullptr}, feature_map_k{nullptr};
     torch::Tensor window_factors;  // (H) logits: gamma = sigmoid(window_factors)

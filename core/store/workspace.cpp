@@ -45,8 +45,10 @@ private:
 };
 
 const char* kSchemaV1 = R"sql(
+CREATE TABLE IF NOT EXISTS sessions (
+  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
-  id INTEGER PRIMARY KEY, session TEXT NOT NULL, kind TEXT NOT NULL, config TEXT NOT NULL,
+  id INTEGER PRIMARY KEY, session TEXT NOT NULL REFERENCES sessions(name), kind TEXT NOT NULL, config TEXT NOT NULL,
   status TEXT NOT NULL, message TEXT NOT NULL DEFAULT '', pid INTEGER NOT NULL DEFAULT 0,
   base_model_hash TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS metrics (
@@ -129,6 +131,8 @@ void Workspace::migrate() {
 
 int64_t Workspace::create_run(const std::string& session, const std::string& kind, const std::string& config_json,
                               const std::string& base_model_hash) {
+    Stmt ses(db_, "INSERT OR IGNORE INTO sessions (name, created_at) VALUES (?, datetime('now'))", db_path());
+    ses.bind(1, session).step();
     Stmt s(db_,
            "INSERT INTO runs (session, kind, config, status, base_model_hash, created_at, updated_at) "
            "VALUES (?, ?, ?, 'created', ?, datetime('now'), datetime('now'))",

@@ -37,6 +37,7 @@ std::string DistillConfig::to_json() const {
               {"weight_decay", weight_decay},
               {"clip", clip},
               {"mse_factor", mse_factor},
+              {"xent_factor", xent_factor},
               {"eval_every", eval_every},
               {"checkpoint_every", checkpoint_every},
               {"plateau_factor", plateau_factor},
@@ -66,6 +67,7 @@ DistillConfig DistillConfig::from_json(const std::string& text, const std::strin
     c.weight_decay = json_get<double>(j, "weight_decay", label);
     c.clip = json_get<double>(j, "clip", label);
     c.mse_factor = json_get<double>(j, "mse_factor", label);
+    c.xent_factor = json_get_or<double>(j, "xent_factor", 0.0, label);
     c.eval_every = json_get<int64_t>(j, "eval_every", label);
     c.checkpoint_every = json_get<int64_t>(j, "checkpoint_every", label);
     c.plateau_factor = json_get<double>(j, "plateau_factor", label);
@@ -171,7 +173,7 @@ DistillOutcome distill(Workspace& ws, const std::string& model_dir, const Distil
     for (int64_t l = 0; l < model->num_layers(); ++l) {
         auto hybrid = std::dynamic_pointer_cast<HybridAttentionImpl>(model->layer(l)->self_attn->core());
         if (!hybrid) continue;
-        auto t = std::make_shared<TransferAttentionImpl>(hybrid, model->config().sliding_window);
+        auto t = std::make_shared<TransferAttentionImpl>(hybrid, model->config().sliding_window, cfg.xent_factor > 0);
         model->layer(l)->self_attn->set_core(t);
         transfer.push_back(t);
         layers.push_back(l);
@@ -264,7 +266,13 @@ DistillOutcome distill(Workspace& ws, const std::string& model_dir, const Distil
                     model->hidden(x);
                 }
                 auto m = layer_mses();
-                auto loss = cfg.mse_factor * torch::stack(m).mean() / double(cfg.grad_accum);
+                auto loss = cfg.mse_factor * torch::stack(m).mean();
+                if (cfg.xent_factor > 0) {
+                    std::vector<torch::Tensor> xs;
+                    for (auto& t : transfer) xs.push_back(t->last_xent);
+                    loss = loss + cfg.xent_factor * torch::stack(xs).mean();
+                }
+                loss = loss / double(cfg.grad_accum);
                 loss.backward();
                 loss_sum += loss.item<double>();
                 for (size_t i = 0; i < m.size(); ++i) step_mse[i] += m[i].item<double>() / double(cfg.grad_accum);

@@ -25,6 +25,7 @@ struct DistillConfig {
     double weight_decay = 0.0;
     double clip = 1.0;
     double mse_factor = 1000.0;
+    double xent_factor = 0.0;  // > 0 adds the attention-weight cross-entropy (quadratic memory)
     int64_t eval_every = 25;
     int64_t checkpoint_every = 25;
     double plateau_factor = 0.1;

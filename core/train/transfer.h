@@ -9,17 +9,21 @@ namespace lincat {
 
 class TransferAttentionImpl : public AttentionCoreImpl {
 public:
-    TransferAttentionImpl(std::shared_ptr<HybridAttentionImpl> student, int64_t sliding_window);
+    // xent: also compute the cross-entropy of the student's attention weights against the
+    // teacher's (materialises T x T weights; LoLCATs' optional xent_factor term).
+    TransferAttentionImpl(std::shared_ptr<HybridAttentionImpl> student, int64_t sliding_window, bool xent = false);
     torch::Tensor forward(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                           AttentionState* state) override;
     std::unique_ptr<AttentionState> new_state() const override;
     std::string kind() const override { return "transfer"; }
 
     std::shared_ptr<HybridAttentionImpl> student;
-    torch::Tensor last_mse;  // scalar, carries the student's graph when grad is enabled
+    torch::Tensor last_mse;   // scalar, carries the student's graph when grad is enabled
+    torch::Tensor last_xent;  // scalar when xent is on
 
 private:
     int64_t sliding_window_;
+    bool xent_;
 };
 
 }  // namespace lincat

@@ -51,6 +51,12 @@ TEST(Cli, ErrorsAreMessagesNotCrashes) {
     EXPECT_NE(r.out.find("usage: lincat generate"), std::string::npos) << r.out;
 }
 
+TEST(Cli, GenerateWithMissingCheckpointNamesIt) {
+    Result r = run("generate --checkpoint /nonexistent/ckpt --max-new-tokens 3");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("/nonexistent/ckpt"), std::string::npos) << r.out;
+}
+
 TEST(Cli, BenchAttentionJsonRows) {
     Result r = run("bench attention --json --n 256,512 --context 256 --shapes stories15m --steps 4 2>/dev/null");
     ASSERT_EQ(r.code, 0) << r.out;

@@ -157,3 +157,16 @@ TEST(Distill, KillNineThenResumeRecordsEveryStepOnce) {
     for (auto& name : a.names()) worst = std::max(worst, (a.get(name) - b.get(name)).abs().max().item<double>());
     EXPECT_LT(worst, 1e-5) << "max parameter difference vs uninterrupted run";
 }
+
+TEST(Transfer, AttentionWeightCrossEntropyHasGradient) {
+    torch::manual_seed(0);
+    auto hybrid = std::make_shared<HybridAttentionImpl>(HybridOptions(2, 8).feature_dim(4).window({WindowKind::Terraced, 4, BlockAlign::Start}));
+    TransferAttentionImpl t(hybrid, 0, /*xent=*/true);
+    auto q = torch::randn({1, 2, 20, 8}), k = torch::randn({1, 2, 20, 8}), v = torch::randn({1, 2, 20, 8});
+    t.forward(q, k, v, nullptr);
+    ASSERT_TRUE(t.last_xent.defined());
+    EXPECT_GT(t.last_xent.item<double>(), 0.0);
+    t.last_xent.backward();
+    EXPECT_GT(hybrid->feature_map_q->layer.grad().abs().sum().item<double>(), 0.0);
+    EXPECT_GT(hybrid->window_factors.grad().abs().sum().item<double>(), 0.0);
+}
