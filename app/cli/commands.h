@@ -14,5 +14,6 @@ int cmd_ppl(const Argv& argv);
 int cmd_models(const Argv& argv);
 int cmd_bench(const Argv& argv);
 int cmd_distill(const Argv& argv);
+int cmd_plan(const Argv& argv);
 
 }  // namespace lincat::cli

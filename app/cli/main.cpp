@@ -20,6 +20,7 @@ static void usage() {
                  "  ppl             perplexity of a model over a text file\n"
                  "  models          list the models in the cache\n"
                  "  distill         stage 1: attention transfer into hybrid layers (recorded in a workspace)\n"
+                 "  plan            k-block planner: disk, GPU memory and time of block-wise stage 1\n"
                  "  bench           benchmarks (bench attention)\n");
 }
 
@@ -34,6 +35,7 @@ int main(int argc, char** argv) {
         {"ppl", cmd_ppl},
         {"models", cmd_models},
         {"distill", cmd_distill},
+        {"plan", cmd_plan},
         {"bench", cmd_bench},
     };
     auto it = commands.find(argv[1]);

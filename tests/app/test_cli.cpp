@@ -57,6 +57,19 @@ TEST(Cli, GenerateWithMissingCheckpointNamesIt) {
     EXPECT_NE(r.out.find("/nonexistent/ckpt"), std::string::npos) << r.out;
 }
 
+TEST(Cli, PlanJsonFor405B) {
+    Result r = run("plan --preset llama-3.1-405b --tokens 50M --k 9 --json");
+    ASSERT_EQ(r.code, 0) << r.out;
+    json j = parse_json(r.out, "plan --json");
+    ASSERT_EQ(j["rows"].size(), 1u);
+    EXPECT_EQ(j["rows"][0]["blocks"], 14);
+    EXPECT_NEAR(j["rows"][0]["disk_bytes"].get<double>() / 1e12, 22.9, 0.1);
+    EXPECT_TRUE(j["recommended_k"].is_number());
+    r = run("plan --preset llama-3.1-405b --k 0");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("k = 0"), std::string::npos) << r.out;
+}
+
 TEST(Cli, BenchAttentionJsonRows) {
     Result r = run("bench attention --json --n 256,512 --context 256 --shapes stories15m --steps 4 2>/dev/null");
     ASSERT_EQ(r.code, 0) << r.out;
