@@ -9,6 +9,7 @@
 
 #include "attention/softmax.h"
 #include "train/checkpoint.h"
+#include "train/schedule.h"
 #include "train/transfer.h"
 #include "util/error.h"
 #include "util/file.h"
@@ -96,17 +97,16 @@ namespace {
 // Trainer state that a checkpoint must carry besides the tensors.
 struct TrainerState {
     int64_t step = 0, tokens = 0;
-    double lr = 0, best_eval = INFINITY;
-    int64_t bad_evals = 0;
+    PlateauScheduler plateau;
     std::vector<double> initial_eval;
 };
 
 std::string trainer_state_json(const TrainerState& s) {
     return json({{"step", s.step},
                  {"tokens", s.tokens},
-                 {"lr", s.lr},
-                 {"best_eval", std::isfinite(s.best_eval) ? json(s.best_eval) : json(nullptr)},
-                 {"bad_evals", s.bad_evals},
+                 {"lr", s.plateau.lr},
+                 {"best_eval", std::isfinite(s.plateau.best) ? json(s.plateau.best) : json(nullptr)},
+                 {"bad_evals", s.plateau.bad},
                  {"initial_eval", s.initial_eval}})
         .dump();
 }
@@ -116,9 +116,9 @@ TrainerState trainer_state_from_json(const std::string& text, const std::string&
     TrainerState s;
     s.step = json_get<int64_t>(j, "step", label);
     s.tokens = json_get<int64_t>(j, "tokens", label);
-    s.lr = json_get<double>(j, "lr", label);
-    s.best_eval = j.at("best_eval").is_null() ? INFINITY : j.at("best_eval").get<double>();
-    s.bad_evals = json_get<int64_t>(j, "bad_evals", label);
+    s.plateau.lr = json_get<double>(j, "lr", label);
+    s.plateau.best = j.at("best_eval").is_null() ? INFINITY : j.at("best_eval").get<double>();
+    s.plateau.bad = json_get<int64_t>(j, "bad_evals", label);
     s.initial_eval = j.at("initial_eval").get<std::vector<double>>();
     return s;
 }
@@ -185,16 +185,26 @@ DistillOutcome distill(Workspace& ws, const std::string& model_dir, const Distil
             params.push_back(p);
         }
     torch::optim::AdamW opt(params, torch::optim::AdamWOptions(cfg.lr).weight_decay(cfg.weight_decay));
+    // Fingerprint of every frozen (base) tensor: checked unchanged when training ends.
+    auto frozen_fingerprint = [&] {
+        torch::NoGradGuard ng;
+        std::vector<double> sums;
+        for (auto& p : model->named_parameters())
+            if (p.key().find(".self_attn.attn.") == std::string::npos) sums.push_back(p.value().to(torch::kFloat64).abs().sum().item<double>() + p.value().to(torch::kFloat64).sum().item<double>());
+        return sums;
+    };
+    const std::vector<double> frozen_before = frozen_fingerprint();
 
     TrainerState st;
-    st.lr = cfg.lr;
+    st.plateau = {cfg.lr, cfg.plateau_factor, cfg.plateau_patience};
     if (resume_run) {
         auto last = ws.last_checkpoint(run);
         if (last) {
             load_linear_tensors(model, last->path);
             torch::load(opt, last->path + "/optimizer.pt");
             st = trainer_state_from_json(read_file(last->path + "/trainer.json"), last->path + "/trainer.json");
-            for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(st.lr);
+            st.plateau.factor = cfg.plateau_factor, st.plateau.patience = cfg.plateau_patience;
+            for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(st.plateau.lr);
         }
         ws.forget_after_checkpoint(run, st.step);  // what came after it is redone, recorded once
     }
@@ -247,7 +257,7 @@ DistillOutcome distill(Workspace& ws, const std::string& model_dir, const Distil
     try {
         if (st.step == 0) {
             st.initial_eval = evaluate();
-            ws.record_step(run, "eval", {0, 0, cfg.mse_factor * mean(st.initial_eval), st.lr, st.initial_eval});
+            ws.record_step(run, "eval", {0, 0, cfg.mse_factor * mean(st.initial_eval), st.plateau.lr, st.initial_eval});
         }
         for (; st.step < cfg.steps; ++st.step) {
             if (cancel && cancel->load()) {
@@ -288,22 +298,15 @@ DistillOutcome distill(Workspace& ws, const std::string& model_dir, const Distil
             if (cfg.clip > 0) torch::nn::utils::clip_grad_norm_(params, cfg.clip);
             opt.step();
             st.tokens += tokens_per_step;
-            ws.record_step(run, "train", {st.step, st.tokens, loss_sum, st.lr, step_mse});
+            ws.record_step(run, "train", {st.step, st.tokens, loss_sum, st.plateau.lr, step_mse});
 
             const int64_t done = st.step + 1;
             if (done % cfg.eval_every == 0 || done == cfg.steps) {
                 auto ev = evaluate();
                 double ev_loss = cfg.mse_factor * mean(ev);
-                ws.record_step(run, "eval", {done, st.tokens, ev_loss, st.lr, ev});
-                if (ev_loss < st.best_eval * (1 - 1e-4)) {
-                    st.best_eval = ev_loss;
-                    st.bad_evals = 0;
-                    save(done, /*best=*/true);
-                } else if (++st.bad_evals > cfg.plateau_patience) {  // ReduceLROnPlateau
-                    st.lr *= cfg.plateau_factor;
-                    st.bad_evals = 0;
-                    for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(st.lr);
-                }
+                ws.record_step(run, "eval", {done, st.tokens, ev_loss, st.plateau.lr, ev});
+                if (st.plateau.observe(ev_loss)) save(done, /*best=*/true);
+                for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(st.plateau.lr);
             }
             if (done % cfg.checkpoint_every == 0 || done == cfg.steps) {
                 TrainerState keep = st;
@@ -314,7 +317,7 @@ DistillOutcome distill(Workspace& ws, const std::string& model_dir, const Distil
             if (on_progress) {
                 double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
                 double rate = double((done - first_step) * tokens_per_step) / std::max(secs, 1e-9);
-                on_progress({done, cfg.steps, st.tokens, loss_sum, st.lr, rate,
+                on_progress({done, cfg.steps, st.tokens, loss_sum, st.plateau.lr, rate,
                              double((cfg.steps - done) * tokens_per_step) / std::max(rate, 1e-9)});
             }
         }
@@ -322,6 +325,12 @@ DistillOutcome distill(Workspace& ws, const std::string& model_dir, const Distil
         if (ws.run(run).status == "running") ws.set_run_status(run, "failed", "interrupted by an error");
         throw;
     }
+
+    if (frozen_fingerprint() != frozen_before) {
+        ws.set_run_status(run, "failed", "base model weights changed during attention transfer");
+        fail("distill: base model weights changed during attention transfer (only feature maps and gammas may train)");
+    }
+    out.frozen_verified = true;
 
     // Final report: initial vs final eval MSE per layer; teacher vs student held-out perplexity.
     out.steps = st.step;

@@ -48,6 +48,7 @@ struct DistillOutcome {
     double teacher_ppl = 0, student_ppl = 0;  // held-out (eval split)
     std::string checkpoint;                    // best checkpoint folder
     std::string status;
+    bool frozen_verified = false;  // every base tensor checked unchanged after training
 };
 
 // Starts a new run (resume_run empty) or continues `resume_run` from its last checkpoint.

@@ -13,6 +13,7 @@
 #include "test_util.h"
 #include "model/weights.h"
 #include "train/checkpoint.h"
+#include "train/schedule.h"
 #include "train/transfer.h"
 #include "util/file.h"
 #include "util/threads.h"
@@ -66,6 +67,7 @@ TEST(Distill, MseFallsOnlyLinearParametersSavedAndCheckpointLoads) {
     DistillConfig c = small_config(16);
     DistillOutcome o = distill(ws, model_dir, c, std::nullopt, {});
     EXPECT_EQ(o.status, "completed");
+    EXPECT_TRUE(o.frozen_verified);  // every base tensor unchanged by training
     ASSERT_EQ(o.layer_mse_final.size(), 6u);
     for (size_t l = 0; l < 6; ++l)
         EXPECT_LT(o.layer_mse_final[l], o.layer_mse_initial[l] / 2) << "layer " << l;  // 16 tiny steps: at least 2x
@@ -128,8 +130,20 @@ TEST(Distill, KillNineThenResumeRecordsEveryStepOnce) {
         _exit(127);
     }
     bool killed = false;
+    size_t rows_seen = 0;
     for (int i = 0; i < 1200 && !killed; ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        // This process reads the database while the child writes it (WAL): rows only grow.
+        if (std::filesystem::exists(ws_dir + "/lincat.db")) {
+            try {
+                size_t n = Workspace::open(ws_dir).steps(1, "train").size();
+                EXPECT_GE(n, rows_seen);
+                rows_seen = n;
+            } catch (const std::exception& e) {
+                std::string msg = e.what();
+                EXPECT_NE(msg.find("no run"), std::string::npos) << "reading while the run writes failed: " << msg;
+            }
+        }
         if (std::filesystem::exists(ws_dir + "/checkpoints/run-1/step-8/trainer.json")) {
             kill(pid, SIGKILL);
             killed = true;
@@ -138,6 +152,7 @@ TEST(Distill, KillNineThenResumeRecordsEveryStepOnce) {
     int status = 0;
     waitpid(pid, &status, 0);
     ASSERT_TRUE(killed) << "the run never reached its step-8 checkpoint";
+    EXPECT_GT(rows_seen, 0u) << "never saw a training row while the run was writing";
     {
         Workspace ws = Workspace::open(ws_dir);
         EXPECT_EQ(ws.run(1).status, "running");  // killed: nobody could mark it
@@ -169,4 +184,18 @@ TEST(Transfer, AttentionWeightCrossEntropyHasGradient) {
     t.last_xent.backward();
     EXPECT_GT(hybrid->feature_map_q->layer.grad().abs().sum().item<double>(), 0.0);
     EXPECT_GT(hybrid->window_factors.grad().abs().sum().item<double>(), 0.0);
+}
+
+TEST(Schedule, ReduceLrOnPlateau) {
+    PlateauScheduler p{1.0, 0.1, 2};
+    EXPECT_TRUE(p.observe(10));
+    EXPECT_TRUE(p.observe(9));
+    EXPECT_FALSE(p.observe(9));    // no improvement 1
+    EXPECT_FALSE(p.observe(9.5));  // 2
+    EXPECT_DOUBLE_EQ(p.lr, 1.0);
+    EXPECT_FALSE(p.observe(9.2));  // 3 > patience: reduce
+    EXPECT_DOUBLE_EQ(p.lr, 0.1);
+    EXPECT_EQ(p.bad, 0);
+    EXPECT_FALSE(p.observe(8.9999));  // within the 1e-4 relative threshold: not better
+    EXPECT_TRUE(p.observe(8.5));
 }
