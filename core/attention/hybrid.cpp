@@ -138,15 +138,34 @@ torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tens
         den = den + b_ln.sum(-1, true);
     }
 
-    // Linear state of chunks <= c-2: inclusive cumulative sums over chunks, read two chunks late.
+    // Linear state of chunks <= c-2.
     if (C > 2) {
-        auto kv = torch::matmul(FK.transpose(-1, -2), V).cumsum(2);  // (B,H,C,F,d)
-        auto ks = FK.sum(3).cumsum(2).unsqueeze(-1);                 // (B,H,C,F,1)
-        auto fq_late = FQ.narrow(2, 2, C - 2);
-        auto num_ln = l * torch::matmul(fq_late, kv.narrow(2, 0, C - 2));
-        auto den_ln = l * torch::matmul(fq_late, ks.narrow(2, 0, C - 2));
-        num = torch::cat({num.narrow(2, 0, 2), num.narrow(2, 2, C - 2) + num_ln}, 2);
-        den = torch::cat({den.narrow(2, 0, 2), den.narrow(2, 2, C - 2) + den_ln}, 2);
+        const bool building_graph = torch::GradMode::is_enabled() &&
+                                    (q.requires_grad() || k.requires_grad() || v.requires_grad() || f_q.requires_grad() ||
+                                     f_k.requires_grad() || gamma.requires_grad() || lambda.requires_grad());
+        if (building_graph) {
+            // Autograd: inclusive cumulative sums over chunks, read two chunks late (O(n F d) memory).
+            auto kv = torch::matmul(FK.transpose(-1, -2), V).cumsum(2);  // (B,H,C,F,d)
+            auto ks = FK.sum(3).cumsum(2).unsqueeze(-1);                   // (B,H,C,F,1)
+            auto fq_late = FQ.narrow(2, 2, C - 2);
+            auto num_ln = l * torch::matmul(fq_late, kv.narrow(2, 0, C - 2));
+            auto den_ln = l * torch::matmul(fq_late, ks.narrow(2, 0, C - 2));
+            num = torch::cat({num.narrow(2, 0, 2), num.narrow(2, 2, C - 2) + num_ln}, 2);
+            den = torch::cat({den.narrow(2, 0, 2), den.narrow(2, 2, C - 2) + den_ln}, 2);
+        } else {
+            // Inference: one running (F x d) state per head, updated chunk by chunk, in place.
+            auto S = torch::zeros({B, H, FQ.size(4), d}, Q.options());
+            auto z = torch::zeros({B, H, FQ.size(4), 1}, Q.options());
+            auto l4 = l.squeeze(2);  // (1, H, 1, 1)
+            for (int64_t c = 2; c < C; ++c) {
+                auto fk = FK.select(2, c - 2), vv = V.select(2, c - 2);  // (B,H,w,*)
+                S.add_(torch::matmul(fk.transpose(-1, -2), vv));
+                z.add_(fk.sum(2).unsqueeze(-1));
+                auto fq = FQ.select(2, c);
+                num.select(2, c).add_(l4 * torch::matmul(fq, S));
+                den.select(2, c).add_(l4 * torch::matmul(fq, z));
+            }
+        }
     }
     den = den.masked_fill(den == 0, 1);  // only padding rows have nothing to attend to
     auto y = (num / den).view({B, H, C * w, d}).narrow(2, shift, T);
