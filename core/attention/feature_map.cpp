@@ -59,8 +59,20 @@ torch::Tensor FeatureMapImpl::forward(const torch::Tensor& x) {
         fail("feature map: expected input (B, ", options_.heads(), ", T, ", options_.head_dim(), "), got ", x.sizes());
     auto xw = torch::einsum("bhtd,hdf->bhtf", {x.to(torch::kFloat32), layer.to(torch::kFloat32)});
     switch (options_.kind()) {
-        case FeatureMapKind::SoftmaxDim:
+        case FeatureMapKind::SoftmaxDim: {
+            if (!torch::GradMode::is_enabled() || !(x.requires_grad() || layer.requires_grad())) {
+                // No graph: write both halves into one buffer, clamp in place.
+                const int64_t f = xw.size(-1);
+                auto sizes = xw.sizes().vec();
+                sizes.back() = 2 * f;
+                auto out = torch::empty(sizes, xw.options());
+                auto lo = out.narrow(-1, 0, f), hi = out.narrow(-1, f, f);
+                torch::softmax_out(lo, xw, -1);
+                torch::softmax_out(hi, xw.neg_(), -1);
+                return out.clamp_min_(1e-12);
+            }
             return torch::cat({torch::softmax(xw, -1), torch::softmax(-xw, -1)}, -1).clamp_min(1e-12);
+        }
         case FeatureMapKind::Relu:
             return torch::relu(xw + bias.unsqueeze(0));
         case FeatureMapKind::OnePlusElu:

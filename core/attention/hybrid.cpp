@@ -128,9 +128,20 @@ torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tens
     // Padding rows (before an end-aligned sequence) have an empty window: use max 0 there.
     auto m = s_win.amax(-1, true);
     m = m.masked_fill(torch::isinf(m), 0);
-    auto a = (s_win - m).exp_();          // masked entries are exp(-inf) = 0, with zero gradient
-    auto num = g * torch::matmul(a, V2);  // (B,H,C,w,d); gamma applied after the reduction
-    auto den = g * a.sum(-1, true);       // (B,H,C,w,1)
+    const bool inference = !torch::GradMode::is_enabled() ||
+                           !(q.requires_grad() || k.requires_grad() || v.requires_grad() || f_q.requires_grad() ||
+                             f_k.requires_grad() || gamma.requires_grad() || lambda.requires_grad());
+    // Masked entries are exp(-inf) = 0, with zero gradient. Without a graph, work in place.
+    auto a = inference ? s_win.sub_(m).exp_() : (s_win - m).exp_();
+    auto num = torch::matmul(a, V2);  // (B,H,C,w,d); gamma applied after the reduction
+    auto den = a.sum(-1, true);       // (B,H,C,w,1)
+    if (inference) {
+        num.mul_(g);
+        den.mul_(g);
+    } else {
+        num = g * num;
+        den = g * den;
+    }
     if (window.kind == WindowKind::Sliding) {
         auto b_ln =
             l * torch::matmul(FQ, with_prev(FK).transpose(-1, -2)).masked_fill_(lin_local.logical_not().to(dev), 0);
@@ -140,10 +151,7 @@ torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tens
 
     // Linear state of chunks <= c-2.
     if (C > 2) {
-        const bool building_graph = torch::GradMode::is_enabled() &&
-                                    (q.requires_grad() || k.requires_grad() || v.requires_grad() || f_q.requires_grad() ||
-                                     f_k.requires_grad() || gamma.requires_grad() || lambda.requires_grad());
-        if (building_graph) {
+        if (!inference) {
             // Autograd: inclusive cumulative sums over chunks, read two chunks late (O(n F d) memory).
             auto kv = torch::matmul(FK.transpose(-1, -2), V).cumsum(2);  // (B,H,C,F,d)
             auto ks = FK.sum(3).cumsum(2).unsqueeze(-1);                   // (B,H,C,F,1)

@@ -130,6 +130,19 @@ TEST(HybridChunked, SmallWindowsManyChunks) {
     }
 }
 
+TEST(HybridChunked, InferencePathMatchesGraphPath) {
+    for (auto w : {kTk, kSw, kTkEnd}) {
+        Inputs in = random_inputs(1, 2, 300, 8, 6, 31);
+        torch::Tensor inference;
+        {
+            torch::NoGradGuard ng;
+            inference = chunked(in, w);
+        }
+        in.q.set_requires_grad(true);
+        EXPECT_LT(max_diff(chunked(in, w), inference), 2e-5) << window_kind_name(w.kind);
+    }
+}
+
 TEST(HybridChunked, GradientsMatchQuadratic) {
     for (auto w : {kTk, kSw, kTkEnd}) {
         Inputs a = random_inputs(1, 2, 45, 8, 6, 9);
@@ -230,6 +243,10 @@ TEST(FeatureMaps, ShapesAndProperties) {
     EXPECT_EQ(f.sizes(), (std::vector<int64_t>{2, 3, 7, 8}));                       // 2f
     EXPECT_LT(max_diff(f.narrow(-1, 0, 4).sum(-1), torch::ones({2, 3, 7})), 1e-5);  // each half is a softmax
     EXPECT_GE(f.min().item<float>(), 1e-12f);
+    {
+        torch::NoGradGuard ng;  // the in-place inference path computes the same map
+        EXPECT_LT(max_diff(hh(x), f), 1e-7);
+    }
     FeatureMap relu(FeatureMapOptions(3, 8).feature_dim(4).kind(FeatureMapKind::Relu));
     EXPECT_GE(relu(x).min().item<float>(), 0.0f);
     FeatureMap elu(FeatureMapOptions(3, 8).feature_dim(4).kind(FeatureMapKind::OnePlusElu));
