@@ -40,6 +40,9 @@ struct HelpRequested : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// "a,b,,c" -> {"a", "b", "c"} (empty items dropped).
+std::vector<std::string> split_list(const std::string& text);
+
 // "50M" -> 50000000; with binary, K/M/G are powers of 1024 (sequence lengths: "4K" -> 4096).
 int64_t parse_count(const std::string& text, const std::string& what, bool binary = false);
 

@@ -161,18 +161,14 @@ std::string human_bytes(double b) {
     return buf;
 }
 
-std::vector<int64_t> parse_list(const std::string& s, const std::string& what) {
+std::vector<int64_t> parse_lengths(const std::string& s, const std::string& what) {
     std::vector<int64_t> out;
-    size_t start = 0;
-    while (start <= s.size()) {
-        size_t comma = s.find(',', start);
-        std::string item = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    for (auto& item : split_list(s)) {
         int64_t v = parse_count(item, what, /*binary=*/true);
         if (v <= 0) fail(what, ": values must be positive");
         out.push_back(v);
-        if (comma == std::string::npos) break;
-        start = comma + 1;
     }
+    if (out.empty()) fail(what, ": give at least one length");
     return out;
 }
 
@@ -191,8 +187,8 @@ int bench_attention(const Argv& argv) {
     if (list.find("stories15m") != std::string::npos) shapes.push_back({"stories15m", 6, 48});
     if (list.find("llama3-8b") != std::string::npos) shapes.push_back({"llama3-8b", 32, 128});
     if (shapes.empty()) fail("bench attention: --shapes names none of stories15m, llama3-8b");
-    auto ns = parse_list(a.get("n", "1K,4K,16K,64K"), "--n");
-    auto contexts = parse_list(a.get("context", "1K,4K,16K,64K"), "--context");
+    auto ns = parse_lengths(a.get("n", "1K,4K,16K,64K"), "--n");
+    auto contexts = parse_lengths(a.get("context", "1K,4K,16K,64K"), "--context");
     const double budget = a.get_double("budget", 20);
     const int steps = int(a.get_int("steps", 32));
     const bool as_json = a.flag("json");

@@ -12,23 +12,14 @@
 
 namespace lincat::cli {
 
-static std::vector<std::string> split_list(const std::string& s) {
-    std::vector<std::string> out;
-    size_t start = 0;
-    while (start < s.size()) {
-        size_t comma = s.find(',', start);
-        if (comma == std::string::npos) comma = s.size();
-        if (comma > start) out.push_back(s.substr(start, comma - start));
-        start = comma + 1;
-    }
-    return out;
-}
-
 static std::string duration(double s) {
     char buf[32];
-    if (s >= 3600) std::snprintf(buf, sizeof buf, "%dh%02dm", int(s / 3600), int(s / 60) % 60);
-    else if (s >= 60) std::snprintf(buf, sizeof buf, "%dm%02ds", int(s / 60), int(s) % 60);
-    else std::snprintf(buf, sizeof buf, "%ds", int(s));
+    if (s >= 3600)
+        std::snprintf(buf, sizeof buf, "%dh%02dm", int(s / 3600), int(s / 60) % 60);
+    else if (s >= 60)
+        std::snprintf(buf, sizeof buf, "%dm%02ds", int(s / 60), int(s) % 60);
+    else
+        std::snprintf(buf, sizeof buf, "%ds", int(s));
     return buf;
 }
 
@@ -126,8 +117,8 @@ int cmd_distill(const Argv& argv) {
                 (long long)o.tokens);
     std::printf("%6s %14s %14s %9s\n", "layer", "mse initial", "mse final", "ratio");
     for (size_t i = 0; i < o.layers.size() && i < o.layer_mse_final.size(); ++i)
-        std::printf("%6lld %14.6g %14.6g %8.1fx\n", (long long)o.layers[i], o.layer_mse_initial[i], o.layer_mse_final[i],
-                    o.layer_mse_initial[i] / o.layer_mse_final[i]);
+        std::printf("%6lld %14.6g %14.6g %8.1fx\n", (long long)o.layers[i], o.layer_mse_initial[i],
+                    o.layer_mse_final[i], o.layer_mse_initial[i] / o.layer_mse_final[i]);
     std::printf("held-out perplexity: teacher %.3f, student %.3f (%+.1f%%)\ncheckpoint: %s\n", o.teacher_ppl,
                 o.student_ppl, 100.0 * (o.student_ppl / o.teacher_ppl - 1), o.checkpoint.c_str());
     return 0;

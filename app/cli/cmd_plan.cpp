@@ -34,9 +34,12 @@ int cmd_plan(const Argv& argv) {
             {"json", "print a JSON object", true}},
            argv);
     PlanInput in;
-    if (a.has("config")) in.model = plan_model_from_config(load_model_config(a.get("config")), a.get("config"));
-    else if (a.has("preset")) in.model = plan_preset(a.get("preset"));
-    else fail("give --preset NAME or --config FILE\n", a.help());
+    if (a.has("config"))
+        in.model = plan_model_from_config(load_model_config(a.get("config")), a.get("config"));
+    else if (a.has("preset"))
+        in.model = plan_preset(a.get("preset"));
+    else
+        fail("give --preset NAME or --config FILE\n", a.help());
     in.tokens = a.get_int("tokens", 50'000'000);
     in.bytes_per_value = a.get_double("bytes", 2);
     in.seq_len = a.get_int("seq-len", 1024);
@@ -54,14 +57,15 @@ int cmd_plan(const Argv& argv) {
         std::printf("%s\n", plan_to_json(p).c_str());
         return 0;
     }
-    std::printf("%s, %.3g M tokens, %.0f bytes/value, %lld GPUs of %s\n", in.model.name.c_str(), double(in.tokens) / 1e6,
-                in.bytes_per_value, (long long)in.gpus, si(in.gpu_bytes).c_str());
+    std::printf("%s, %.3g M tokens, %.0f bytes/value, %lld GPUs of %s\n", in.model.name.c_str(),
+                double(in.tokens) / 1e6, in.bytes_per_value, (long long)in.gpus, si(in.gpu_bytes).c_str());
     std::printf("%4s %6s %12s %14s %10s %10s %10s  %s\n", "k", "blocks", "disk", "GPU mem/block", "dump h", "block h",
                 "wall h", "fits");
     for (auto& r : p.rows)
         std::printf("%4lld %6lld %12s %14s %10.1f %10.1f %10.1f  %s%s\n", (long long)r.k, (long long)r.blocks,
-                    si(r.disk_bytes).c_str(), si(r.gpu_bytes_per_block).c_str(), r.dump_hours, r.block_hours, r.hours_wall,
-                    r.fits ? "yes" : (r.fits_gpu ? "no (disk)" : "no (GPU memory)"), r.k == p.recommended_k ? "  <- recommended" : "");
+                    si(r.disk_bytes).c_str(), si(r.gpu_bytes_per_block).c_str(), r.dump_hours, r.block_hours,
+                    r.hours_wall, r.fits ? "yes" : (r.fits_gpu ? "no (disk)" : "no (GPU memory)"),
+                    r.k == p.recommended_k ? "  <- recommended" : "");
     std::printf("recommended: %s\n", p.reason.c_str());
     return 0;
 }

@@ -165,7 +165,7 @@ torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tens
         if (!inference) {
             // Autograd: inclusive cumulative sums over chunks, read two chunks late (O(n F d) memory).
             auto kv = torch::matmul(FK.transpose(-1, -2), V).cumsum(2);  // (B,H,C,F,d)
-            auto ks = FK.sum(3).cumsum(2).unsqueeze(-1);                   // (B,H,C,F,1)
+            auto ks = FK.sum(3).cumsum(2).unsqueeze(-1);                 // (B,H,C,F,1)
             auto fq_late = FQ.narrow(2, 2, C - 2);
             auto num_ln = l * torch::matmul(fq_late, kv.narrow(2, 0, C - 2));
             auto den_ln = l * torch::matmul(fq_late, ks.narrow(2, 0, C - 2));

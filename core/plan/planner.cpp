@@ -12,9 +12,12 @@ int64_t PlanModel::layer_parameters() const {
     return hidden * q * 2 + hidden * kv * 2 + 3 * hidden * intermediate + 2 * hidden;
 }
 
-int64_t PlanModel::parameters() const { return layers * layer_parameters() + 2 * vocab * hidden + hidden; }
+int64_t PlanModel::parameters() const {
+    return layers * layer_parameters() + 2 * vocab * hidden + hidden;
+}
 
-static PlanModel preset(std::string name, int64_t L, int64_t hidden, int64_t heads, int64_t kv, int64_t inter, int64_t vocab) {
+static PlanModel preset(std::string name, int64_t L, int64_t hidden, int64_t heads, int64_t kv, int64_t inter,
+                        int64_t vocab) {
     return {std::move(name), L, hidden, heads, kv, hidden / heads, inter, vocab};
 }
 
@@ -35,13 +38,14 @@ PlanModel plan_preset(const std::string& name) {
 }
 
 PlanModel plan_model_from_config(const ModelConfig& c, const std::string& name) {
-    return {name, c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.head_dim,
-            c.intermediate_size, c.vocab_size};
+    return {name,       c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.num_key_value_heads,
+            c.head_dim, c.intermediate_size, c.vocab_size};
 }
 
 PlanRow plan_row(const PlanInput& in, int64_t k) {
     const PlanModel& m = in.model;
-    if (k < 1 || k > m.layers) fail("plan: k = ", k, " is outside [1, ", m.layers, "] (the model has ", m.layers, " layers)");
+    if (k < 1 || k > m.layers)
+        fail("plan: k = ", k, " is outside [1, ", m.layers, "] (the model has ", m.layers, " layers)");
     if (in.tokens <= 0 || in.seq_len <= 0 || in.micro_batch <= 0 || in.gpus <= 0 || in.bytes_per_value <= 0 ||
         in.gpu_flops <= 0 || in.utilization <= 0 || in.utilization > 1)
         fail("plan: tokens, seq_len, micro_batch, gpus, bytes, GPU FLOP/s must be positive and utilisation in (0, 1]");
@@ -61,7 +65,8 @@ PlanRow plan_row(const PlanInput& in, int64_t k) {
     const double f2 = 2.0 * double(in.feature_dim), w = double(in.window);
     r.weights_bytes = double(k) * double(m.layer_parameters()) * in.bytes_per_value;
     r.optimizer_bytes = double(k) * (2 * H * d * double(in.feature_dim) + H) * 16;
-    const double per_layer = 4 * (3 * B * T * H * d + 2 * B * H * T * f2 + 2 * B * H * T * 2 * w + B * H * (T / w) * f2 * d);
+    const double per_layer =
+        4 * (3 * B * T * H * d + 2 * B * H * T * f2 + 2 * B * H * T * 2 * w + B * H * (T / w) * f2 * d);
     r.activation_bytes = double(k) * per_layer + in.bytes_per_value * B * T * double(m.hidden + 2 * m.intermediate);
     r.gpu_bytes_per_block = r.weights_bytes + r.optimizer_bytes + r.activation_bytes;
 
@@ -99,7 +104,8 @@ Plan make_plan(const PlanInput& in) {
                       in.disk_limit_bytes > 0 ? " and the disk limit" : "");
         p.reason = buf;
     } else {
-        p.reason = "no k fits: a single layer needs more GPU memory than given, or every k needs more disk than the limit";
+        p.reason =
+            "no k fits: a single layer needs more GPU memory than given, or every k needs more disk than the limit";
     }
     return p;
 }

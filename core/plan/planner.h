@@ -14,8 +14,8 @@ namespace lincat {
 struct PlanModel {
     std::string name;
     int64_t layers = 0, hidden = 0, heads = 0, kv_heads = 0, head_dim = 0, intermediate = 0, vocab = 0;
-    int64_t parameters() const;         // whole model
-    int64_t layer_parameters() const;   // one decoder layer
+    int64_t parameters() const;        // whole model
+    int64_t layer_parameters() const;  // one decoder layer
 };
 
 // llama-3.1-8b, llama-3.1-70b, llama-3.1-405b, llama-3-8b, mistral-7b, stories15m.
@@ -25,16 +25,16 @@ PlanModel plan_model_from_config(const ModelConfig& config, const std::string& n
 
 struct PlanInput {
     PlanModel model;
-    int64_t tokens = 50'000'000;   // training tokens for attention transfer
-    double bytes_per_value = 2;    // saved states and frozen weights (bf16)
+    int64_t tokens = 50'000'000;  // training tokens for attention transfer
+    double bytes_per_value = 2;   // saved states and frozen weights (bf16)
     int64_t seq_len = 1024;
     int64_t micro_batch = 1;
     int64_t window = 64, feature_dim = 64;  // hybrid attention (2f features)
-    double gpu_bytes = 80e9;       // memory of one GPU
+    double gpu_bytes = 80e9;                // memory of one GPU
     int64_t gpus = 8;
-    double gpu_flops = 989e12;     // dense bf16 peak (H100 SXM)
-    double utilization = 0.35;     // achieved fraction of peak
-    double disk_limit_bytes = 0;   // 0 = no limit
+    double gpu_flops = 989e12;    // dense bf16 peak (H100 SXM)
+    double utilization = 0.35;    // achieved fraction of peak
+    double disk_limit_bytes = 0;  // 0 = no limit
 };
 
 struct PlanRow {

@@ -12,7 +12,7 @@ namespace {
 
 // A prepared statement with bound parameters; throws with the database path on any error.
 class Stmt {
-public:
+  public:
     Stmt(sqlite3* db, const std::string& sql, const std::string& label) : db_(db), label_(label) {
         if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s_, nullptr) != SQLITE_OK)
             fail(label_, ": SQL error: ", sqlite3_errmsg(db), " in: ", sql);
@@ -20,7 +20,9 @@ public:
     ~Stmt() { sqlite3_finalize(s_); }
     Stmt& bind(int i, int64_t v) { return check(sqlite3_bind_int64(s_, i, v)); }
     Stmt& bind(int i, double v) { return check(sqlite3_bind_double(s_, i, v)); }
-    Stmt& bind(int i, const std::string& v) { return check(sqlite3_bind_text(s_, i, v.c_str(), int(v.size()), SQLITE_TRANSIENT)); }
+    Stmt& bind(int i, const std::string& v) {
+        return check(sqlite3_bind_text(s_, i, v.c_str(), int(v.size()), SQLITE_TRANSIENT));
+    }
     bool step() {  // true while rows come
         int rc = sqlite3_step(s_);
         if (rc == SQLITE_ROW) return true;
@@ -34,7 +36,7 @@ public:
         return p ? reinterpret_cast<const char*>(p) : "";
     }
 
-private:
+  private:
     Stmt& check(int rc) {
         if (rc != SQLITE_OK) fail(label_, ": cannot bind a parameter: ", sqlite3_errmsg(db_));
         return *this;
@@ -64,7 +66,9 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 
 }  // namespace
 
-Workspace::Workspace(Workspace&& o) noexcept : dir_(std::move(o.dir_)), db_(o.db_) { o.db_ = nullptr; }
+Workspace::Workspace(Workspace&& o) noexcept : dir_(std::move(o.dir_)), db_(o.db_) {
+    o.db_ = nullptr;
+}
 Workspace& Workspace::operator=(Workspace&& o) noexcept {
     std::swap(dir_, o.dir_);
     std::swap(db_, o.db_);
@@ -113,8 +117,8 @@ void Workspace::migrate() {
     Stmt v(db_, "PRAGMA user_version", db_path());
     int64_t version = v.step() ? v.i64(0) : 0;
     if (version > kWorkspaceSchemaVersion)
-        fail(db_path(), ": schema version ", version, " is newer than this lincat understands (", kWorkspaceSchemaVersion,
-             "); upgrade lincat");
+        fail(db_path(), ": schema version ", version, " is newer than this lincat understands (",
+             kWorkspaceSchemaVersion, "); upgrade lincat");
     if (version < 1) {
         exec("BEGIN IMMEDIATE;");
         try {
@@ -183,7 +187,8 @@ void Workspace::record_step(int64_t run, const std::string& split, const StepRec
                db_path());
         m.bind(1, run).bind(2, split).bind(3, r.step).bind(4, r.tokens).bind(5, r.loss).bind(6, r.lr).step();
         for (size_t l = 0; l < r.layer_mse.size(); ++l) {
-            Stmt lm(db_, "INSERT OR REPLACE INTO layer_metrics (run_id, split, step, layer, mse) VALUES (?, ?, ?, ?, ?)",
+            Stmt lm(db_,
+                    "INSERT OR REPLACE INTO layer_metrics (run_id, split, step, layer, mse) VALUES (?, ?, ?, ?, ?)",
                     db_path());
             lm.bind(1, run).bind(2, split).bind(3, r.step).bind(4, int64_t(l)).bind(5, r.layer_mse[l]).step();
         }
@@ -213,7 +218,8 @@ std::vector<StepRecord> Workspace::steps(int64_t run, const std::string& split) 
 void Workspace::forget_after_checkpoint(int64_t run, int64_t step) {
     exec("BEGIN IMMEDIATE;");
     try {
-        const char* where = " WHERE run_id = ? AND ((split = 'train' AND step >= ?) OR (split <> 'train' AND step > ?))";
+        const char* where =
+            " WHERE run_id = ? AND ((split = 'train' AND step >= ?) OR (split <> 'train' AND step > ?))";
         Stmt a(db_, std::string("DELETE FROM metrics") + where, db_path());
         a.bind(1, run).bind(2, step).bind(3, step).step();
         Stmt b(db_, std::string("DELETE FROM layer_metrics") + where, db_path());
@@ -230,7 +236,8 @@ void Workspace::forget_after_checkpoint(int64_t run, int64_t step) {
 int64_t Workspace::record_checkpoint(int64_t run, int64_t step, const std::string& path, const std::string& sha256,
                                      bool is_best) {
     Stmt s(db_,
-           "INSERT INTO checkpoints (run_id, step, path, sha256, is_best, created_at) VALUES (?, ?, ?, ?, ?, datetime('now'))",
+           "INSERT INTO checkpoints (run_id, step, path, sha256, is_best, created_at) VALUES (?, ?, ?, ?, ?, "
+           "datetime('now'))",
            db_path());
     s.bind(1, run).bind(2, step).bind(3, path).bind(4, sha256).bind(5, int64_t(is_best)).step();
     return sqlite3_last_insert_rowid(db_);
@@ -245,17 +252,19 @@ static std::optional<CheckpointRecord> read_checkpoint(sqlite3* db, const std::s
 }
 
 std::optional<CheckpointRecord> Workspace::last_checkpoint(int64_t run) const {
-    return read_checkpoint(db_,
-                           "SELECT id, run_id, step, path, sha256, is_best FROM checkpoints WHERE run_id = ? AND is_best = 0 "
-                           "ORDER BY step DESC, id DESC LIMIT 1",
-                           run, db_path());
+    return read_checkpoint(
+        db_,
+        "SELECT id, run_id, step, path, sha256, is_best FROM checkpoints WHERE run_id = ? AND is_best = 0 "
+        "ORDER BY step DESC, id DESC LIMIT 1",
+        run, db_path());
 }
 
 std::optional<CheckpointRecord> Workspace::best_checkpoint(int64_t run) const {
-    return read_checkpoint(db_,
-                           "SELECT id, run_id, step, path, sha256, is_best FROM checkpoints WHERE run_id = ? AND is_best = 1 "
-                           "ORDER BY id DESC LIMIT 1",
-                           run, db_path());
+    return read_checkpoint(
+        db_,
+        "SELECT id, run_id, step, path, sha256, is_best FROM checkpoints WHERE run_id = ? AND is_best = 1 "
+        "ORDER BY id DESC LIMIT 1",
+        run, db_path());
 }
 
 }  // namespace lincat

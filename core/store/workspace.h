@@ -33,7 +33,7 @@ struct CheckpointRecord {
 };
 
 class Workspace {
-public:
+  public:
     // Creates the folder and database when missing; migrates older schemas; refuses newer ones.
     static Workspace open(const std::string& dir);
     Workspace(Workspace&&) noexcept;
@@ -58,11 +58,12 @@ public:
     // rows and checkpoints > step.
     void forget_after_checkpoint(int64_t run, int64_t step);
 
-    int64_t record_checkpoint(int64_t run, int64_t step, const std::string& path, const std::string& sha256, bool is_best);
+    int64_t record_checkpoint(int64_t run, int64_t step, const std::string& path, const std::string& sha256,
+                              bool is_best);
     std::optional<CheckpointRecord> last_checkpoint(int64_t run) const;
     std::optional<CheckpointRecord> best_checkpoint(int64_t run) const;
 
-private:
+  private:
     Workspace() = default;
     void exec(const std::string& sql) const;
     void migrate();

@@ -44,7 +44,8 @@ LinearizeOptions linearization_from_json(const std::string& text, const std::str
     o.window.kind = parse_window_kind(json_get<std::string>(j, "variant", label));
     o.window.size = json_get<int64_t>(j, "window", label);
     if (o.window.size <= 0 || o.window.size > 65536) fail(label, ": field 'window' out of range");
-    o.window.align = json_get_or<std::string>(j, "block_align", "start", label) == "end" ? BlockAlign::End : BlockAlign::Start;
+    o.window.align =
+        json_get_or<std::string>(j, "block_align", "start", label) == "end" ? BlockAlign::End : BlockAlign::Start;
     o.feature_map = parse_feature_map_kind(json_get<std::string>(j, "feature_map", label));
     o.feature_dim = json_get<int64_t>(j, "feature_dim", label);
     if (o.feature_dim <= 0 || o.feature_dim > 65536) fail(label, ": field 'feature_dim' out of range");
@@ -119,8 +120,8 @@ void load_linear_tensors(LlamaModel& model, const std::string& dir) {
 
 LlamaModel load_linearized(const std::string& model_dir, const std::string& dir, torch::Dtype dtype) {
     std::string hash;
-    LinearizeOptions o = linearization_from_json(read_file(dir + "/linearization.json", 1 << 20),
-                                                 dir + "/linearization.json", &hash);
+    LinearizeOptions o =
+        linearization_from_json(read_file(dir + "/linearization.json", 1 << 20), dir + "/linearization.json", &hash);
     std::string actual = model_fingerprint(model_dir);
     if (hash != actual)
         fail(dir, "/linearization.json: base_model_hash ", hash.substr(0, 16), "... does not match the model in ",

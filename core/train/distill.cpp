@@ -139,7 +139,8 @@ torch::Tensor batch_rows(const torch::Tensor& train, int64_t g, int64_t batch, u
 }  // namespace
 
 DistillOutcome distill(Workspace& ws, const std::string& model_dir, const DistillConfig& cfg_in,
-                       std::optional<int64_t> resume_run, const std::function<void(const DistillProgress&)>& on_progress,
+                       std::optional<int64_t> resume_run,
+                       const std::function<void(const DistillProgress&)>& on_progress,
                        const std::atomic<bool>* cancel) {
     DistillConfig cfg = cfg_in;
     const std::string hash = model_fingerprint(model_dir);
@@ -152,9 +153,12 @@ DistillOutcome distill(Workspace& ws, const std::string& model_dir, const Distil
         if (r.base_model_hash != hash) fail("run ", run, " was made from another base model than ", model_dir);
         cfg = DistillConfig::from_json(r.config_json, "run " + std::to_string(run) + " config");
     } else {
-        if (cfg.steps <= 0 || cfg.batch_size <= 0 || cfg.grad_accum <= 0) fail("distill: steps, batch and grad-accum must be positive");
+        if (cfg.steps <= 0 || cfg.batch_size <= 0 || cfg.grad_accum <= 0)
+            fail("distill: steps, batch and grad-accum must be positive");
         if (!(cfg.lr > 0)) fail("distill: learning rate must be positive");
         cfg.data.seed = cfg.seed;
+        // Refuse bad options (layers, window, feature dim) before a run is recorded.
+        linearized_parameter_count(load_model_config(model_dir + "/config.json"), cfg.linearize);
         run = ws.create_run("default", "distill", cfg.to_json(), hash);
     }
     ws.set_run_pid(run, getpid());
@@ -165,7 +169,13 @@ DistillOutcome distill(Workspace& ws, const std::string& model_dir, const Distil
     // Build model, data, students, optimizer.
     LlamaModel model = load_llama(model_dir);
     Tokenizer tok = Tokenizer::load_dir(model_dir);
-    TokenData data = load_token_data(cfg.data, model, tok, ws.dir() + "/data", hash);
+    TokenData data;
+    try {
+        data = load_token_data(cfg.data, model, tok, ws.dir() + "/data", hash);
+    } catch (const std::exception& e) {
+        ws.set_run_status(run, "failed", e.what());
+        throw;
+    }
     torch::manual_seed(cfg.seed);
     linearize(model, cfg.linearize);  // fresh hybrid cores with seeded feature maps
     std::vector<int64_t> layers;
@@ -190,7 +200,9 @@ DistillOutcome distill(Workspace& ws, const std::string& model_dir, const Distil
         torch::NoGradGuard ng;
         std::vector<double> sums;
         for (auto& p : model->named_parameters())
-            if (p.key().find(".self_attn.attn.") == std::string::npos) sums.push_back(p.value().to(torch::kFloat64).abs().sum().item<double>() + p.value().to(torch::kFloat64).sum().item<double>());
+            if (p.key().find(".self_attn.attn.") == std::string::npos)
+                sums.push_back(p.value().to(torch::kFloat64).abs().sum().item<double>() +
+                               p.value().to(torch::kFloat64).sum().item<double>());
         return sums;
     };
     const std::vector<double> frozen_before = frozen_fingerprint();
@@ -221,7 +233,8 @@ DistillOutcome distill(Workspace& ws, const std::string& model_dir, const Distil
         for (int64_t s = 0; s < n; s += cfg.batch_size) {
             model->hidden(data.eval.narrow(0, s, std::min(cfg.batch_size, n - s)));
             auto m = layer_mses();
-            for (size_t i = 0; i < m.size(); ++i) sum[i] += m[i].item<double>() * double(std::min(cfg.batch_size, n - s));
+            for (size_t i = 0; i < m.size(); ++i)
+                sum[i] += m[i].item<double>() * double(std::min(cfg.batch_size, n - s));
         }
         for (auto& v : sum) v /= double(n);
         return sum;
@@ -306,7 +319,8 @@ DistillOutcome distill(Workspace& ws, const std::string& model_dir, const Distil
                 double ev_loss = cfg.mse_factor * mean(ev);
                 ws.record_step(run, "eval", {done, st.tokens, ev_loss, st.plateau.lr, ev});
                 if (st.plateau.observe(ev_loss)) save(done, /*best=*/true);
-                for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(st.plateau.lr);
+                for (auto& g : opt.param_groups())
+                    static_cast<torch::optim::AdamWOptions&>(g.options()).lr(st.plateau.lr);
             }
             if (done % cfg.checkpoint_every == 0 || done == cfg.steps) {
                 TrainerState keep = st;

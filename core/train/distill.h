@@ -46,14 +46,15 @@ struct DistillOutcome {
     std::vector<double> layer_mse_initial, layer_mse_final;  // eval split, one per linearized layer
     std::vector<int64_t> layers;
     double teacher_ppl = 0, student_ppl = 0;  // held-out (eval split)
-    std::string checkpoint;                    // best checkpoint folder
+    std::string checkpoint;                   // best checkpoint folder
     std::string status;
     bool frozen_verified = false;  // every base tensor checked unchanged after training
 };
 
 // Starts a new run (resume_run empty) or continues `resume_run` from its last checkpoint.
 DistillOutcome distill(Workspace& ws, const std::string& model_dir, const DistillConfig& config,
-                       std::optional<int64_t> resume_run, const std::function<void(const DistillProgress&)>& on_progress,
+                       std::optional<int64_t> resume_run,
+                       const std::function<void(const DistillProgress&)>& on_progress,
                        const std::atomic<bool>* cancel = nullptr);
 
 // Perplexity of a model over rows of token ids (each row scored from its second token).

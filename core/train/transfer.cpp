@@ -30,6 +30,8 @@ torch::Tensor TransferAttentionImpl::forward(const torch::Tensor& q, const torch
     return teacher;
 }
 
-std::unique_ptr<AttentionState> TransferAttentionImpl::new_state() const { return student->new_state(); }
+std::unique_ptr<AttentionState> TransferAttentionImpl::new_state() const {
+    return student->new_state();
+}
 
 }  // namespace lincat

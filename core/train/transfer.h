@@ -8,7 +8,7 @@
 namespace lincat {
 
 class TransferAttentionImpl : public AttentionCoreImpl {
-public:
+  public:
     // xent: also compute the cross-entropy of the student's attention weights against the
     // teacher's (materialises T x T weights; LoLCATs' optional xent_factor term).
     TransferAttentionImpl(std::shared_ptr<HybridAttentionImpl> student, int64_t sliding_window, bool xent = false);
@@ -21,7 +21,7 @@ public:
     torch::Tensor last_mse;   // scalar, carries the student's graph when grad is enabled
     torch::Tensor last_xent;  // scalar when xent is on
 
-private:
+  private:
     int64_t sliding_window_;
     bool xent_;
 };

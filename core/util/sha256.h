@@ -8,12 +8,12 @@
 namespace lincat {
 
 class Sha256 {
-public:
+  public:
     Sha256();
     void update(const void* data, size_t n);
     std::string hex_digest();  // finalises; call once
 
-private:
+  private:
     void block(const uint8_t* p);
     uint32_t h_[8];
     uint8_t buf_[64];

@@ -15,6 +15,7 @@ int init_torch_threads() {
     mallopt(M_MMAP_MAX, 0);
     mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
     int n = int(std::thread::hardware_concurrency());
+    if (const char* omp = std::getenv("OMP_NUM_THREADS"); omp && std::atoi(omp) > 0) n = std::atoi(omp);
     if (const char* env = std::getenv("LINCAT_THREADS"); env && std::atoi(env) > 0) n = std::atoi(env);
     if (n < 1) n = 1;
     at::set_num_threads(n);

@@ -1,5 +1,6 @@
 // The lincat binary end to end: what a user types, what they see.
 #include "test_util.h"
+#include "store/workspace.h"
 #include "util/json.h"
 
 using namespace lincat;
@@ -55,6 +56,17 @@ TEST(Cli, GenerateWithMissingCheckpointNamesIt) {
     Result r = run("generate --checkpoint /nonexistent/ckpt --max-new-tokens 3");
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.out.find("/nonexistent/ckpt"), std::string::npos) << r.out;
+}
+
+TEST(Cli, DistillRefusesBadOptionsBeforeRecordingARun) {
+    lincat::test::TempDir d;
+    Result r = run("distill --workspace " + d.file("ws") + " --layers 0,9 --steps 1");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("layer 9 does not exist"), std::string::npos) << r.out;
+    EXPECT_TRUE(Workspace::open(d.file("ws")).runs().empty());
+    r = run("distill --workspace " + d.file("ws") + " --window 0");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("--window"), std::string::npos) << r.out;
 }
 
 TEST(Cli, PlanJsonFor405B) {

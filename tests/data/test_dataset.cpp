@@ -11,10 +11,12 @@ using lincat::test::TempDir;
 TEST(Dataset, TextAndAlpacaJsonlPackAndSplitDeterministically) {
     TempDir d;
     Tokenizer tok = Tokenizer::load_dir(lincat::test::default_model_dir());
-    std::ofstream(d.file("a.txt")) << "Once upon a time there was a cat.\n\nThe cat liked milk. It was happy every day.\n";
-    std::ofstream(d.file("b.jsonl"))
-        << R"({"instruction": "Name a color.", "input": "", "output": "Red."})" << "\n\n"
-        << R"({"instruction": "Add the numbers.", "input": "2 and 3", "output": "5"})" << "\n";
+    std::ofstream(d.file("a.txt"))
+        << "Once upon a time there was a cat.\n\nThe cat liked milk. It was happy every day.\n";
+    std::ofstream(d.file("b.jsonl")) << R"({"instruction": "Name a color.", "input": "", "output": "Red."})"
+                                     << "\n\n"
+                                     << R"({"instruction": "Add the numbers.", "input": "2 and 3", "output": "5"})"
+                                     << "\n";
     auto text = tokens_from_text_file(tok, d.file("a.txt"));
     EXPECT_EQ(std::count(text.begin(), text.end(), tok.bos_id()), 2);  // one BOS per document
     auto alpaca = tokens_from_alpaca_jsonl(tok, d.file("b.jsonl"));
@@ -27,7 +29,8 @@ TEST(Dataset, TextAndAlpacaJsonlPackAndSplitDeterministically) {
     spec.seq_len = 8;
     spec.eval_fraction = 0.25;
     LlamaModel unused(parse_model_config(R"({"model_type": "llama", "vocab_size": 32000, "hidden_size": 8,
-        "intermediate_size": 8, "num_hidden_layers": 1, "num_attention_heads": 1})", "tiny"));
+        "intermediate_size": 8, "num_hidden_layers": 1, "num_attention_heads": 1})",
+                                         "tiny"));
     TokenData a = load_token_data(spec, unused, tok, d.file("cache"), "hash");
     TokenData b = load_token_data(spec, unused, tok, d.file("cache"), "hash");
     EXPECT_EQ(a.train.size(1), 8);
@@ -38,9 +41,11 @@ TEST(Dataset, TextAndAlpacaJsonlPackAndSplitDeterministically) {
 TEST(Dataset, BadFilesNameFileAndLine) {
     TempDir d;
     Tokenizer tok = Tokenizer::load_dir(lincat::test::default_model_dir());
-    std::ofstream(d.file("bad.jsonl")) << R"({"instruction": "x", "output": "y"})" << "\n{not json\n";
+    std::ofstream(d.file("bad.jsonl")) << R"({"instruction": "x", "output": "y"})"
+                                       << "\n{not json\n";
     expect_error([&] { tokens_from_alpaca_jsonl(tok, d.file("bad.jsonl")); }, {"bad.jsonl line 2", "malformed JSON"});
-    std::ofstream(d.file("missing.jsonl")) << R"({"instruction": "x"})" << "\n";
+    std::ofstream(d.file("missing.jsonl")) << R"({"instruction": "x"})"
+                                           << "\n";
     expect_error([&] { tokens_from_alpaca_jsonl(tok, d.file("missing.jsonl")); }, {"missing.jsonl line 1", "output"});
     std::ofstream(d.file("empty.txt")) << "\n\n  \n";
     expect_error([&] { tokens_from_text_file(tok, d.file("empty.txt")); }, {"empty.txt", "no text"});
@@ -49,7 +54,8 @@ TEST(Dataset, BadFilesNameFileAndLine) {
 
 TEST(Dataset, TeacherSamplesAreSeededAndStartAtBos) {
     LlamaModel m(parse_model_config(R"({"model_type": "llama", "vocab_size": 50, "hidden_size": 16,
-        "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2})", "tiny"));
+        "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2})",
+                                    "tiny"));
     auto a = sample_teacher_sequences(m, 5, 12, 7, 1);
     auto b = sample_teacher_sequences(m, 5, 12, 7, 1);
     auto c = sample_teacher_sequences(m, 5, 12, 8, 1);

@@ -15,7 +15,7 @@ TEST(Planner, Llama405BDiskMatchesThePaper) {
     EXPECT_EQ(k1.blocks, 126);
     EXPECT_NEAR(k1.disk_bytes / 1e12, 206.4, 0.1);  // "about 200 TB"
     EXPECT_EQ(k9.blocks, 14);
-    EXPECT_NEAR(k9.disk_bytes / 1e12, 22.9, 0.1);   // "about 22 TB"
+    EXPECT_NEAR(k9.disk_bytes / 1e12, 22.9, 0.1);  // "about 22 TB"
     // A block of 9 frozen 405B layers in bf16 is ~57 GB: it fits an 80 GB GPU.
     EXPECT_NEAR(k9.weights_bytes / 1e9, 57.4, 0.5);
     EXPECT_TRUE(k9.fits_gpu);

@@ -16,7 +16,8 @@ TEST(Workspace, RunsStepsCheckpoints) {
     int64_t run = ws.create_run("s", "distill", R"({"steps": 3})", "abc");
     EXPECT_EQ(ws.run(run).status, "created");
     ws.set_run_status(run, "running");
-    for (int64_t s = 0; s < 3; ++s) ws.record_step(run, "train", {s, (s + 1) * 100, 1.0 / double(s + 1), 0.01, {0.1, 0.2}});
+    for (int64_t s = 0; s < 3; ++s)
+        ws.record_step(run, "train", {s, (s + 1) * 100, 1.0 / double(s + 1), 0.01, {0.1, 0.2}});
     ws.record_step(run, "train", {1, 200, 0.7, 0.01, {0.3, 0.4}});  // recorded again: replaces
     auto rows = ws.steps(run, "train");
     ASSERT_EQ(rows.size(), 3u);
@@ -67,9 +68,7 @@ TEST(Workspace, CorruptOrNewerDatabaseIsRefused) {
     std::filesystem::create_directories(d.file("bad"));
     std::ofstream(d.file("bad/lincat.db")) << std::string(4096, 'x');
     expect_error([&] { Workspace::open(d.file("bad")); }, {"lincat.db"});
-    {
-        Workspace ws = Workspace::open(d.file("new"));
-    }
+    { Workspace ws = Workspace::open(d.file("new")); }
     sqlite3* db = nullptr;
     sqlite3_open(d.file("new/lincat.db").c_str(), &db);
     sqlite3_exec(db, "PRAGMA user_version = 99;", nullptr, nullptr, nullptr);

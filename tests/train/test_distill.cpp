@@ -35,7 +35,9 @@ DistillConfig small_config(int64_t steps) {
     return c;
 }
 
-std::string lincat_bin() { return std::string(LINCAT_BINARY_DIR) + "/lincat"; }
+std::string lincat_bin() {
+    return std::string(LINCAT_BINARY_DIR) + "/lincat";
+}
 std::string small_cli_args() {
     return " --seq-len 64 --teacher-sequences 24 --batch-size 2 --eval-every 4 --checkpoint-every 4 --window 16";
 }
@@ -105,8 +107,9 @@ TEST(Distill, NanLossFailsRunAndKeepsLastGoodCheckpoint) {
     TempDir d;
     Workspace ws = Workspace::open(d.file("ws"));
     setenv("LINCAT_FAULT_NAN_STEP", "6", 1);
-    lincat::test::expect_error([&] { distill(ws, lincat::test::default_model_dir(), small_config(12), std::nullopt, {}); },
-                               {"loss became", "step 6", "step-4"});
+    lincat::test::expect_error(
+        [&] { distill(ws, lincat::test::default_model_dir(), small_config(12), std::nullopt, {}); },
+        {"loss became", "step 6", "step-4"});
     unsetenv("LINCAT_FAULT_NAN_STEP");
     RunRecord r = ws.runs().back();
     EXPECT_EQ(r.status, "failed");
@@ -125,7 +128,8 @@ TEST(Distill, KillNineThenResumeRecordsEveryStepOnce) {
     // The same run, killed once its step-8 checkpoint exists, then resumed.
     pid_t pid = fork();
     if (pid == 0) {
-        std::string cmd = lincat_bin() + " distill --steps 12 --workspace " + ws_dir + small_cli_args() + " >/dev/null 2>&1";
+        std::string cmd =
+            lincat_bin() + " distill --steps 12 --workspace " + ws_dir + small_cli_args() + " >/dev/null 2>&1";
         execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), (char*)nullptr);
         _exit(127);
     }
@@ -157,7 +161,8 @@ TEST(Distill, KillNineThenResumeRecordsEveryStepOnce) {
         Workspace ws = Workspace::open(ws_dir);
         EXPECT_EQ(ws.run(1).status, "running");  // killed: nobody could mark it
     }
-    auto resumed = lincat::test::run_command(lincat_bin() + " distill --json --resume 1 --workspace " + ws_dir + " 2>/dev/null");
+    auto resumed =
+        lincat::test::run_command(lincat_bin() + " distill --json --resume 1 --workspace " + ws_dir + " 2>/dev/null");
     ASSERT_EQ(resumed.code, 0) << resumed.out;
     Workspace ws = Workspace::open(ws_dir);
     EXPECT_EQ(ws.run(1).status, "completed");
@@ -175,7 +180,8 @@ TEST(Distill, KillNineThenResumeRecordsEveryStepOnce) {
 
 TEST(Transfer, AttentionWeightCrossEntropyHasGradient) {
     torch::manual_seed(0);
-    auto hybrid = std::make_shared<HybridAttentionImpl>(HybridOptions(2, 8).feature_dim(4).window({WindowKind::Terraced, 4, BlockAlign::Start}));
+    auto hybrid = std::make_shared<HybridAttentionImpl>(
+        HybridOptions(2, 8).feature_dim(4).window({WindowKind::Terraced, 4, BlockAlign::Start}));
     TransferAttentionImpl t(hybrid, 0, /*xent=*/true);
     auto q = torch::randn({1, 2, 20, 8}), k = torch::randn({1, 2, 20, 8}), v = torch::randn({1, 2, 20, 8});
     t.forward(q, k, v, nullptr);

@@ -12,6 +12,7 @@ TEST(Sha256, KnownVectors) {
               "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
     std::string million(1000000, 'a');
     Sha256 s;  // fed in odd-sized pieces
-    for (size_t i = 0; i < million.size(); i += 777) s.update(million.data() + i, std::min<size_t>(777, million.size() - i));
+    for (size_t i = 0; i < million.size(); i += 777)
+        s.update(million.data() + i, std::min<size_t>(777, million.size() - i));
     EXPECT_EQ(s.hex_digest(), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
