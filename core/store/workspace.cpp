@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <filesystem>
+#include <functional>
 
 #include "util/error.h"
 
@@ -18,6 +19,11 @@ class Stmt {
             fail(label_, ": SQL error: ", sqlite3_errmsg(db), " in: ", sql);
     }
     ~Stmt() { sqlite3_finalize(s_); }
+    Stmt& reset() {  // ready to bind and step again
+        sqlite3_reset(s_);
+        sqlite3_clear_bindings(s_);
+        return *this;
+    }
     Stmt& bind(int i, int64_t v) { return check(sqlite3_bind_int64(s_, i, v)); }
     Stmt& bind(int i, double v) { return check(sqlite3_bind_double(s_, i, v)); }
     Stmt& bind(int i, const std::string& v) {
@@ -113,23 +119,28 @@ Workspace Workspace::open(const std::string& dir) {
     return w;
 }
 
+void Workspace::transaction(const std::function<void()>& body) {
+    exec("BEGIN IMMEDIATE;");
+    try {
+        body();
+        exec("COMMIT;");
+    } catch (...) {
+        exec("ROLLBACK;");
+        throw;
+    }
+}
+
 void Workspace::migrate() {
     Stmt v(db_, "PRAGMA user_version", db_path());
     int64_t version = v.step() ? v.i64(0) : 0;
     if (version > kWorkspaceSchemaVersion)
         fail(db_path(), ": schema version ", version, " is newer than this lincat understands (",
              kWorkspaceSchemaVersion, "); upgrade lincat");
-    if (version < 1) {
-        exec("BEGIN IMMEDIATE;");
-        try {
+    if (version < 1)
+        transaction([&] {
             exec(kSchemaV1);
             exec("PRAGMA user_version = 1;");
-            exec("COMMIT;");
-        } catch (...) {
-            exec("ROLLBACK;");
-            throw;
-        }
-    }
+        });
     // Later versions: `if (version < 2) { ... ALTER TABLE ...; PRAGMA user_version = 2; }`
 }
 
@@ -181,22 +192,15 @@ void Workspace::set_run_pid(int64_t run, int64_t pid) {
 }
 
 void Workspace::record_step(int64_t run, const std::string& split, const StepRecord& r) {
-    exec("BEGIN IMMEDIATE;");
-    try {
+    transaction([&] {
         Stmt m(db_, "INSERT OR REPLACE INTO metrics (run_id, split, step, tokens, loss, lr) VALUES (?, ?, ?, ?, ?, ?)",
                db_path());
         m.bind(1, run).bind(2, split).bind(3, r.step).bind(4, r.tokens).bind(5, r.loss).bind(6, r.lr).step();
-        for (size_t l = 0; l < r.layer_mse.size(); ++l) {
-            Stmt lm(db_,
-                    "INSERT OR REPLACE INTO layer_metrics (run_id, split, step, layer, mse) VALUES (?, ?, ?, ?, ?)",
-                    db_path());
-            lm.bind(1, run).bind(2, split).bind(3, r.step).bind(4, int64_t(l)).bind(5, r.layer_mse[l]).step();
-        }
-        exec("COMMIT;");
-    } catch (...) {
-        exec("ROLLBACK;");
-        throw;
-    }
+        Stmt lm(db_, "INSERT OR REPLACE INTO layer_metrics (run_id, split, step, layer, mse) VALUES (?, ?, ?, ?, ?)",
+                db_path());
+        for (size_t l = 0; l < r.layer_mse.size(); ++l)
+            lm.reset().bind(1, run).bind(2, split).bind(3, r.step).bind(4, int64_t(l)).bind(5, r.layer_mse[l]).step();
+    });
 }
 
 std::vector<StepRecord> Workspace::steps(int64_t run, const std::string& split) const {
@@ -216,8 +220,7 @@ std::vector<StepRecord> Workspace::steps(int64_t run, const std::string& split) 
 }
 
 void Workspace::forget_after_checkpoint(int64_t run, int64_t step) {
-    exec("BEGIN IMMEDIATE;");
-    try {
+    transaction([&] {
         const char* where =
             " WHERE run_id = ? AND ((split = 'train' AND step >= ?) OR (split <> 'train' AND step > ?))";
         Stmt a(db_, std::string("DELETE FROM metrics") + where, db_path());
@@ -226,11 +229,7 @@ void Workspace::forget_after_checkpoint(int64_t run, int64_t step) {
         b.bind(1, run).bind(2, step).bind(3, step).step();
         Stmt c(db_, "DELETE FROM checkpoints WHERE run_id = ? AND step > ?", db_path());
         c.bind(1, run).bind(2, step).step();
-        exec("COMMIT;");
-    } catch (...) {
-        exec("ROLLBACK;");
-        throw;
-    }
+    });
 }
 
 int64_t Workspace::record_checkpoint(int64_t run, int64_t step, const std::string& path, const std::string& sha256,

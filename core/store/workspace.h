@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -66,6 +67,7 @@ class Workspace {
   private:
     Workspace() = default;
     void exec(const std::string& sql) const;
+    void transaction(const std::function<void()>& body);  // BEGIN IMMEDIATE ... COMMIT, ROLLBACK on throw
     void migrate();
     std::string dir_;
     sqlite3* db_ = nullptr;

@@ -127,10 +127,15 @@ TrainerState trainer_state_from_json(const std::string& text, const std::string&
 torch::Tensor batch_rows(const torch::Tensor& train, int64_t g, int64_t batch, uint64_t seed) {
     const int64_t n = train.size(0);
     std::vector<int64_t> idx;
+    int64_t perm_epoch = -1;
+    torch::Tensor perm;
     for (int64_t i = 0; i < batch; ++i) {
         int64_t flat = g * batch + i, epoch = flat / n;
-        auto gen = at::make_generator<at::CPUGeneratorImpl>(seed * 1000003 + uint64_t(epoch));
-        auto perm = torch::randperm(n, gen);
+        if (epoch != perm_epoch) {  // one permutation per epoch the batch touches (usually one)
+            auto gen = at::make_generator<at::CPUGeneratorImpl>(seed * 1000003 + uint64_t(epoch));
+            perm = torch::randperm(n, gen);
+            perm_epoch = epoch;
+        }
         idx.push_back(perm[flat % n].item<int64_t>());
     }
     return train.index_select(0, torch::tensor(idx));
