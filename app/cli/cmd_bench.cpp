@@ -245,10 +245,11 @@ int bench_attention(const Argv& argv) {
 }  // namespace
 
 int cmd_bench(const Argv& argv) {
-    if (argv.empty()) fail("bench: name a benchmark: attention");
+    if (argv.empty()) fail("bench: name a benchmark: attention, decode");
     Argv rest(argv.begin() + 1, argv.end());
     if (argv[0] == "attention") return bench_attention(rest);
-    fail("bench: unknown benchmark '", argv[0], "' (known: attention)");
+    if (argv[0] == "decode") return bench_decode(rest);
+    fail("bench: unknown benchmark '", argv[0], "' (known: attention, decode)");
 }
 
 }  // namespace lincat::cli

@@ -1,27 +1,15 @@
 // lincat distill: stage 1 (attention transfer), recorded in the workspace database.
-#include <unistd.h>
-
 #include <cstdio>
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "model/model_dir.h"
 #include "train/distill.h"
 #include "util/error.h"
 #include "util/json.h"
 
 namespace lincat::cli {
-
-static std::string duration(double s) {
-    char buf[32];
-    if (s >= 3600)
-        std::snprintf(buf, sizeof buf, "%dh%02dm", int(s / 3600), int(s / 60) % 60);
-    else if (s >= 60)
-        std::snprintf(buf, sizeof buf, "%dm%02ds", int(s / 60), int(s) % 60);
-    else
-        std::snprintf(buf, sizeof buf, "%ds", int(s));
-    return buf;
-}
 
 int cmd_distill(const Argv& argv) {
     Args a("distill",
@@ -83,22 +71,7 @@ int cmd_distill(const Argv& argv) {
     std::optional<int64_t> resume;
     if (a.has("resume")) resume = a.get_int("resume", 0);
 
-    const bool tty = isatty(2);
-    auto progress = [&](const DistillProgress& p) {
-        char line[200];
-        std::snprintf(line, sizeof line, "step %lld/%lld | %.0f tok/s | loss %.4f | lr %.1e | ETA %s",
-                      (long long)p.step, (long long)p.steps, p.tokens_per_second, p.loss, p.lr,
-                      duration(p.eta_seconds).c_str());
-        if (tty) {
-            int width = 24, filled = int(double(width) * double(p.step) / double(p.steps));
-            std::fprintf(stderr, "\r[%s%s] %s\x1b[K", std::string(size_t(filled), '#').c_str(),
-                         std::string(size_t(width - filled), '.').c_str(), line);
-            if (p.step == p.steps) std::fprintf(stderr, "\n");
-        } else if (p.step % 10 == 0 || p.step == p.steps) {
-            std::fprintf(stderr, "%s\n", line);
-        }
-    };
-    DistillOutcome o = distill(ws, model_dir, c, resume, progress);
+    DistillOutcome o = distill(ws, model_dir, c, resume, progress_printer("distill"));
     if (a.flag("json")) {
         json j = {{"run", o.run},
                   {"status", o.status},

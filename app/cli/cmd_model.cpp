@@ -5,6 +5,8 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/common.h"
+#include "attention/linearize.h"
 #include "eval/perplexity.h"
 #include "model/generate.h"
 #include "model/llama.h"
@@ -26,6 +28,12 @@ static torch::Dtype parse_dtype(const std::string& s) {
 // The base model, or the base model with a linearized checkpoint applied.
 static LlamaModel load_model(const std::string& dir, const std::string& checkpoint, torch::Dtype dtype) {
     return checkpoint.empty() ? load_llama(dir, dtype) : load_linearized(dir, checkpoint, dtype);
+}
+
+static bool has_hybrid_layers(const LlamaModel& model) {
+    for (int64_t l = 0; l < model->num_layers(); ++l)
+        if (hybrid_core(model, l)) return true;
+    return false;
 }
 
 int cmd_import_llama2c(const Argv& argv) {
@@ -51,12 +59,16 @@ int cmd_generate(const Argv& argv) {
             {"top-p", "nucleus sampling threshold", false, "1"},
             {"seed", "sampling seed", false, "42"},
             {"dtype", "fp32 or bf16", false, "fp32"},
-            {"checkpoint", "linearized checkpoint folder (from lincat distill)"}},
+            {"batch", "rows generated together (row 0 is printed)", false, "1"},
+            {"checkpoint", "linearized checkpoint folder (from lincat distill / finetune)"},
+            {"run", "or: the best checkpoint of this run (needs --workspace)"},
+            {"workspace", "workspace holding --run"}},
            argv);
     std::string dir = resolve_model_dir(a.get("model", "default"));
     Tokenizer tok = Tokenizer::load_dir(dir);
-    LlamaModel model = load_model(dir, a.get("checkpoint"), parse_dtype(a.get("dtype", "fp32")));
+    LlamaModel model = load_model(dir, checkpoint_from_args(a), parse_dtype(a.get("dtype", "fp32")));
     GenerateOptions o;
+    o.batch = a.get_int("batch", 1);
     o.max_new_tokens = a.get_int("max-new-tokens", 256);
     o.temperature = a.flag("greedy") ? 0.0 : a.get_double("temperature", 0.0);
     o.top_p = a.get_double("top-p", 1.0);
@@ -76,7 +88,8 @@ int cmd_generate(const Argv& argv) {
         return true;
     });
     std::printf("\n");
-    std::fprintf(stderr, "[%zu tokens, prefill %.1f ms, %.1f tokens/s, state %.2f MB]\n", r.tokens.size(),
+    std::fprintf(stderr, "[%s, batch %lld: %zu tokens, prefill %.1f ms, %.1f tokens/s, state %.2f MB]\n",
+                 has_hybrid_layers(model) ? "linearized" : "softmax", (long long)o.batch, r.tokens.size(),
                  1e3 * r.prefill_seconds, r.tokens_per_second(), double(r.state_bytes) / 1e6);
     return 0;
 }
@@ -89,12 +102,14 @@ int cmd_ppl(const Argv& argv) {
             {"stride", "window stride", false, "seq-len / 2"},
             {"max-tokens", "score at most this many tokens", false, "all"},
             {"dtype", "fp32 or bf16", false, "fp32"},
-            {"checkpoint", "linearized checkpoint folder (from lincat distill)"}},
+            {"checkpoint", "linearized checkpoint folder (from lincat distill / finetune)"},
+            {"run", "or: the best checkpoint of this run (needs --workspace)"},
+            {"workspace", "workspace holding --run"}},
            argv);
     if (!a.has("data")) fail("--data FILE is required\n", a.help());
     std::string dir = resolve_model_dir(a.get("model", "default"));
     Tokenizer tok = Tokenizer::load_dir(dir);
-    LlamaModel model = load_model(dir, a.get("checkpoint"), parse_dtype(a.get("dtype", "fp32")));
+    LlamaModel model = load_model(dir, checkpoint_from_args(a), parse_dtype(a.get("dtype", "fp32")));
     std::string text = read_file(a.get("data"));
     auto tokens = tok.encode(text, true);
     int64_t max_tokens = a.get_int("max-tokens", 0);

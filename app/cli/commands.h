@@ -13,7 +13,12 @@ int cmd_generate(const Argv& argv);
 int cmd_ppl(const Argv& argv);
 int cmd_models(const Argv& argv);
 int cmd_bench(const Argv& argv);
+int bench_decode(const Argv& argv);  // `lincat bench decode`
 int cmd_distill(const Argv& argv);
 int cmd_plan(const Argv& argv);
+int cmd_finetune(const Argv& argv);
+int cmd_linearize(const Argv& argv);
+int cmd_eval(const Argv& argv);
+int cmd_export(const Argv& argv);
 
 }  // namespace lincat::cli

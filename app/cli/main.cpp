@@ -19,9 +19,13 @@ static void usage() {
                  "  generate        generate text from a prompt (prints tokens/s)\n"
                  "  ppl             perplexity of a model over a text file\n"
                  "  models          list the models in the cache\n"
+                 "  linearize       stage 1 + stage 2 + eval in one command (the main job)\n"
                  "  distill         stage 1: attention transfer into hybrid layers (recorded in a workspace)\n"
+                 "  finetune        stage 2: LoRA finetune of a linearized model\n"
+                 "  eval            teacher vs linearized: perplexity, top-1, KL, layer MSE, multiple choice\n"
+                 "  export          merge LoRA into the weights and write a whole Hugging Face folder\n"
                  "  plan            k-block planner: disk, GPU memory and time of block-wise stage 1\n"
-                 "  bench           benchmarks (bench attention)\n");
+                 "  bench           benchmarks (bench attention, bench decode)\n");
 }
 
 int main(int argc, char** argv) {
@@ -34,7 +38,11 @@ int main(int argc, char** argv) {
         {"generate", cmd_generate},
         {"ppl", cmd_ppl},
         {"models", cmd_models},
+        {"linearize", cmd_linearize},
         {"distill", cmd_distill},
+        {"finetune", cmd_finetune},
+        {"eval", cmd_eval},
+        {"export", cmd_export},
         {"plan", cmd_plan},
         {"bench", cmd_bench},
     };

@@ -17,6 +17,10 @@ struct PerplexityResult {
     double perplexity() const;
 };
 
+// Mean next-token negative log-likelihood over rows (N, T) of token ids, each row scored
+// from its second token; perplexity = exp of it.
+double sequences_nll(LlamaModel& model, const torch::Tensor& rows, int64_t batch = 8);
+
 PerplexityResult perplexity(LlamaModel& model, const std::vector<int32_t>& tokens, int64_t seq_len, int64_t stride);
 
 }  // namespace lincat

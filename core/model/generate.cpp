@@ -6,18 +6,31 @@
 
 namespace lincat {
 
-static int32_t sample(const torch::Tensor& logits, const GenerateOptions& o, torch::Generator& gen) {
-    if (o.temperature <= 0) return int32_t(logits.argmax().item<int64_t>());
-    auto probs = torch::softmax(logits / o.temperature, -1);
-    if (o.top_p < 1.0) {
-        auto [sorted, idx] = probs.sort(-1, /*descending=*/true);
-        auto cum = sorted.cumsum(-1);
-        auto drop = (cum - sorted) > o.top_p;  // keep the smallest prefix reaching top_p
-        sorted.masked_fill_(drop, 0);
-        auto pick = torch::multinomial(sorted / sorted.sum(), 1, false, gen);
-        return int32_t(idx[pick.item<int64_t>()].item<int64_t>());
+double GenerateResult::tokens_per_second() const {
+    size_t n = 0;
+    for (auto& r : rows) n += r.size();
+    return decode_seconds > 0 ? double(n) / decode_seconds : 0;
+}
+
+// logits (B, V) -> one token per row.
+static std::vector<int32_t> sample(const torch::Tensor& logits, const GenerateOptions& o, torch::Generator& gen) {
+    torch::Tensor picked;
+    if (o.temperature <= 0) {
+        picked = logits.argmax(-1);
+    } else {
+        auto probs = torch::softmax(logits / o.temperature, -1);
+        if (o.top_p < 1.0) {
+            auto [sorted, idx] = probs.sort(-1, /*descending=*/true);
+            auto cum = sorted.cumsum(-1);
+            sorted.masked_fill_((cum - sorted) > o.top_p, 0);  // keep the smallest prefix reaching top_p
+            auto pick = torch::multinomial(sorted / sorted.sum(-1, true), 1, false, gen);
+            picked = idx.gather(-1, pick).squeeze(-1);
+        } else {
+            picked = torch::multinomial(probs, 1, false, gen).squeeze(-1);
+        }
     }
-    return int32_t(torch::multinomial(probs, 1, false, gen).item<int64_t>());
+    picked = picked.to(torch::kLong).contiguous();
+    return std::vector<int32_t>(picked.data_ptr<int64_t>(), picked.data_ptr<int64_t>() + picked.numel());
 }
 
 GenerateResult generate(LlamaModel& model, const std::vector<int32_t>& prompt, const GenerateOptions& o,
@@ -25,29 +38,45 @@ GenerateResult generate(LlamaModel& model, const std::vector<int32_t>& prompt, c
     if (prompt.empty()) fail("generate: the prompt has no tokens (it should at least hold BOS)");
     if (o.temperature < 0) fail("generate: temperature must be >= 0");
     if (o.top_p <= 0 || o.top_p > 1) fail("generate: top_p must be in (0, 1]");
+    if (o.batch < 1 || o.batch > 4096) fail("generate: batch must be in [1, 4096]");
     torch::NoGradGuard no_grad;
     auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
     GenerateResult r;
+    r.rows.resize(size_t(o.batch));
+    std::vector<bool> done(size_t(o.batch), false);
     ModelState state = model->new_state();
     using clock = std::chrono::steady_clock;
     auto t0 = clock::now();
     auto device = model->parameters().front().device();
-    auto input =
-        torch::tensor(std::vector<int64_t>(prompt.begin(), prompt.end()), torch::kLong).view({1, -1}).to(device);
-    auto logits = model->forward(input, &state).index({0, -1}).cpu();
+    auto input = torch::tensor(std::vector<int64_t>(prompt.begin(), prompt.end()), torch::kLong)
+                     .view({1, -1})
+                     .expand({o.batch, -1})
+                     .contiguous()
+                     .to(device);
+    auto logits = model->forward(input, &state).select(1, -1).cpu();  // (B, V)
     auto t1 = clock::now();
     r.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
     for (int64_t i = 0; i < o.max_new_tokens; ++i) {
-        int32_t next = sample(logits, o, gen);
-        if (o.stop_at_eos && (next == o.eos_id || next == o.bos_id)) break;
-        r.tokens.push_back(next);
-        if (on_token && !on_token(next)) break;
-        if (i + 1 == o.max_new_tokens) break;
-        auto step = torch::full({1, 1}, int64_t(next), torch::kLong).to(device);
-        logits = model->forward(step, &state).index({0, -1}).cpu();
+        std::vector<int32_t> next = sample(logits, o, gen);
+        bool any = false;
+        for (size_t b = 0; b < next.size(); ++b) {
+            if (done[b]) continue;
+            if (o.stop_at_eos && (next[b] == o.eos_id || next[b] == o.bos_id)) {
+                done[b] = true;
+                continue;
+            }
+            r.rows[b].push_back(next[b]);
+            if (b == 0 && on_token && !on_token(next[b])) done[0] = true;
+            any = any || !done[b];
+        }
+        if (!any || i + 1 == o.max_new_tokens) break;
+        auto step = torch::tensor(std::vector<int64_t>(next.begin(), next.end()), torch::kLong).view({-1, 1});
+        logits = model->forward(step.to(device), &state).select(1, 0).cpu();
+        ++r.decode_steps;
     }
     r.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();
     r.state_bytes = state.bytes();
+    r.tokens = r.rows[0];
     return r;
 }
 

@@ -17,16 +17,21 @@ struct GenerateOptions {
     bool stop_at_eos = true;
     int32_t eos_id = 2;
     int32_t bos_id = 1;  // llama2.c-trained models end a story by emitting BOS
+    int64_t batch = 1;   // rows generated together from the same prompt (one state each)
 };
 
 struct GenerateResult {
-    std::vector<int32_t> tokens;  // generated tokens only
+    std::vector<int32_t> tokens;             // generated tokens only (row 0)
+    std::vector<std::vector<int32_t>> rows;  // every row's generated tokens
     double prefill_seconds = 0, decode_seconds = 0;
     int64_t state_bytes = 0;
-    double tokens_per_second() const { return decode_seconds > 0 ? double(tokens.size()) / decode_seconds : 0; }
+    int64_t decode_steps = 0;  // forward passes after the prefill
+    // Tokens produced per second of decoding, all rows together.
+    double tokens_per_second() const;
 };
 
-// on_token(id) is called for each new token as soon as it is chosen; return false to stop.
+// on_token(id) is called for each new token of row 0 as soon as it is chosen; return false to
+// stop. Rows stop at EOS independently; generation ends when every row has stopped.
 GenerateResult generate(LlamaModel& model, const std::vector<int32_t>& prompt, const GenerateOptions& options,
                         const std::function<bool(int32_t)>& on_token = {});
 

@@ -38,14 +38,14 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const Rope& ro
                                           AttentionState* state, AttentionTap* tap) {
     const int64_t B = x.size(0), T = x.size(1);
     // q (B, H, T, D), k and v (B, Hkv, T, D)
-    auto q = q_proj(x).view({B, T, n_heads, head_dim}).transpose(1, 2);
-    auto k = k_proj(x).view({B, T, n_kv_heads, head_dim}).transpose(1, 2);
-    auto v = v_proj(x).view({B, T, n_kv_heads, head_dim}).transpose(1, 2);
+    auto q = project(q_proj, q_lora, x).view({B, T, n_heads, head_dim}).transpose(1, 2);
+    auto k = project(k_proj, k_lora, x).view({B, T, n_kv_heads, head_dim}).transpose(1, 2);
+    auto v = project(v_proj, v_lora, x).view({B, T, n_kv_heads, head_dim}).transpose(1, 2);
     q = rope.apply(q, start);
     k = rope.apply(k, start);
     auto y = core_->forward(q, k, v, state);  // (B, H, T, D)
     if (tap) tap->on_attention(layer_index, q, k, v, y);
-    return o_proj(y.transpose(1, 2).reshape({B, T, n_heads * head_dim}));
+    return project(o_proj, o_lora, y.transpose(1, 2).reshape({B, T, n_heads * head_dim}));
 }
 
 LlamaMLPImpl::LlamaMLPImpl(const ModelConfig& c) {
@@ -58,7 +58,7 @@ LlamaMLPImpl::LlamaMLPImpl(const ModelConfig& c) {
 }
 
 torch::Tensor LlamaMLPImpl::forward(const torch::Tensor& x) {
-    return down_proj(torch::silu(gate_proj(x)) * up_proj(x));
+    return project(down_proj, down_lora, torch::silu(project(gate_proj, gate_lora, x)) * project(up_proj, up_lora, x));
 }
 
 LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const ModelConfig& c, int64_t layer) {

@@ -10,6 +10,7 @@
 
 #include "attention/attention.h"
 #include "model/config.h"
+#include "model/lora.h"
 #include "model/rope.h"
 #include "util/torch_prelude.h"
 
@@ -34,6 +35,8 @@ struct LlamaAttentionImpl : torch::nn::Module {
     std::shared_ptr<AttentionCoreImpl> core() const { return core_; }
 
     torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+    // Optional LoRA adapters (stage 2); not registered, so base checkpoints keep their keys.
+    LoraAdapter q_lora{nullptr}, k_lora{nullptr}, v_lora{nullptr}, o_lora{nullptr};
     int64_t layer_index, n_heads, n_kv_heads, head_dim;
 
   private:
@@ -45,6 +48,7 @@ struct LlamaMLPImpl : torch::nn::Module {
     explicit LlamaMLPImpl(const ModelConfig& config);
     torch::Tensor forward(const torch::Tensor& x);
     torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+    LoraAdapter gate_lora{nullptr}, up_lora{nullptr}, down_lora{nullptr};
 };
 TORCH_MODULE(LlamaMLP);
 

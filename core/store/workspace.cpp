@@ -141,7 +141,25 @@ void Workspace::migrate() {
             exec(kSchemaV1);
             exec("PRAGMA user_version = 1;");
         });
-    // Later versions: `if (version < 2) { ... ALTER TABLE ...; PRAGMA user_version = 2; }`
+    if (version < 2)  // v2: results of evaluation runs (one JSON document per run)
+        transaction([&] {
+            exec(
+                "CREATE TABLE IF NOT EXISTS results (run_id INTEGER PRIMARY KEY REFERENCES runs(id), "
+                "json TEXT NOT NULL);");
+            exec("PRAGMA user_version = 2;");
+        });
+}
+
+void Workspace::set_run_results(int64_t run, const std::string& json) {
+    Stmt s(db_, "INSERT OR REPLACE INTO results (run_id, json) VALUES (?, ?)", db_path());
+    s.bind(1, run).bind(2, json).step();
+}
+
+std::optional<std::string> Workspace::run_results(int64_t run) const {
+    Stmt s(db_, "SELECT json FROM results WHERE run_id = ?", db_path());
+    s.bind(1, run);
+    if (!s.step()) return std::nullopt;
+    return s.text(0);
 }
 
 int64_t Workspace::create_run(const std::string& session, const std::string& kind, const std::string& config_json,

@@ -13,7 +13,7 @@ struct sqlite3;
 
 namespace lincat {
 
-constexpr int kWorkspaceSchemaVersion = 1;
+constexpr int kWorkspaceSchemaVersion = 2;
 
 struct RunRecord {
     int64_t id = 0;
@@ -58,6 +58,10 @@ class Workspace {
     // redoes): train rows >= step (train row s is the update that produced state s+1), eval
     // rows and checkpoints > step.
     void forget_after_checkpoint(int64_t run, int64_t step);
+
+    // The result document of a run (an evaluation's JSON); replaced when set again.
+    void set_run_results(int64_t run, const std::string& json);
+    std::optional<std::string> run_results(int64_t run) const;
 
     int64_t record_checkpoint(int64_t run, int64_t step, const std::string& path, const std::string& sha256,
                               bool is_best);

@@ -2,14 +2,13 @@
 
 #include <unistd.h>
 
-#include <chrono>
-#include <cstdlib>
 #include <cmath>
 #include <filesystem>
 
 #include "attention/softmax.h"
+#include "eval/perplexity.h"
 #include "train/checkpoint.h"
-#include "train/schedule.h"
+#include "train/trainer.h"
 #include "train/transfer.h"
 #include "util/error.h"
 #include "util/file.h"
@@ -78,70 +77,13 @@ DistillConfig DistillConfig::from_json(const std::string& text, const std::strin
     return c;
 }
 
-double sequences_perplexity(LlamaModel& model, const torch::Tensor& rows, int64_t batch) {
-    torch::NoGradGuard ng;
-    double nll = 0;
-    int64_t count = 0;
-    for (int64_t s = 0; s < rows.size(0); s += batch) {
-        auto x = rows.narrow(0, s, std::min(batch, rows.size(0) - s));
-        auto logp = torch::log_softmax(model->forward(x), -1);  // (b, T, V)
-        auto target = x.narrow(1, 1, x.size(1) - 1).unsqueeze(-1);
-        nll -= logp.narrow(1, 0, x.size(1) - 1).gather(2, target).sum().item<double>();
-        count += target.numel();
-    }
-    return std::exp(nll / double(count));
-}
-
-namespace {
-
-// Trainer state that a checkpoint must carry besides the tensors.
-struct TrainerState {
-    int64_t step = 0, tokens = 0;
-    PlateauScheduler plateau;
-    std::vector<double> initial_eval;
-};
-
-std::string trainer_state_json(const TrainerState& s) {
-    return json({{"step", s.step},
-                 {"tokens", s.tokens},
-                 {"lr", s.plateau.lr},
-                 {"best_eval", std::isfinite(s.plateau.best) ? json(s.plateau.best) : json(nullptr)},
-                 {"bad_evals", s.plateau.bad},
-                 {"initial_eval", s.initial_eval}})
-        .dump();
-}
-
-TrainerState trainer_state_from_json(const std::string& text, const std::string& label) {
-    json j = parse_json(text, label);
-    TrainerState s;
-    s.step = json_get<int64_t>(j, "step", label);
-    s.tokens = json_get<int64_t>(j, "tokens", label);
-    s.plateau.lr = json_get<double>(j, "lr", label);
-    s.plateau.best = j.at("best_eval").is_null() ? INFINITY : j.at("best_eval").get<double>();
-    s.plateau.bad = json_get<int64_t>(j, "bad_evals", label);
-    s.initial_eval = j.at("initial_eval").get<std::vector<double>>();
+TrainSchedule DistillConfig::schedule() const {
+    TrainSchedule s;
+    s.steps = steps, s.batch_size = batch_size, s.grad_accum = grad_accum, s.lr = lr, s.weight_decay = weight_decay;
+    s.clip = clip, s.eval_every = eval_every, s.checkpoint_every = checkpoint_every;
+    s.plateau_factor = plateau_factor, s.plateau_patience = plateau_patience, s.seed = seed;
     return s;
 }
-
-// Rows of the train split for global micro-batch g: a fresh permutation per epoch (seeded).
-torch::Tensor batch_rows(const torch::Tensor& train, int64_t g, int64_t batch, uint64_t seed) {
-    const int64_t n = train.size(0);
-    std::vector<int64_t> idx;
-    int64_t perm_epoch = -1;
-    torch::Tensor perm;
-    for (int64_t i = 0; i < batch; ++i) {
-        int64_t flat = g * batch + i, epoch = flat / n;
-        if (epoch != perm_epoch) {  // one permutation per epoch the batch touches (usually one)
-            auto gen = at::make_generator<at::CPUGeneratorImpl>(seed * 1000003 + uint64_t(epoch));
-            perm = torch::randperm(n, gen);
-            perm_epoch = epoch;
-        }
-        idx.push_back(perm[flat % n].item<int64_t>());
-    }
-    return train.index_select(0, torch::tensor(idx));
-}
-
-}  // namespace
 
 DistillOutcome distill(Workspace& ws, const std::string& model_dir, const DistillConfig& cfg_in,
                        std::optional<int64_t> resume_run,
@@ -195,11 +137,7 @@ DistillOutcome distill(Workspace& ws, const std::string& model_dir, const Distil
     }
     std::vector<torch::Tensor> params;
     for (auto& t : transfer)
-        for (auto& p : t->student->parameters()) {
-            p.set_requires_grad(true);
-            params.push_back(p);
-        }
-    torch::optim::AdamW opt(params, torch::optim::AdamWOptions(cfg.lr).weight_decay(cfg.weight_decay));
+        for (auto& p : t->student->parameters()) params.push_back(p);
     // Fingerprint of every frozen (base) tensor: checked unchanged when training ends.
     auto frozen_fingerprint = [&] {
         torch::NoGradGuard ng;
@@ -212,137 +150,51 @@ DistillOutcome distill(Workspace& ws, const std::string& model_dir, const Distil
     };
     const std::vector<double> frozen_before = frozen_fingerprint();
 
-    TrainerState st;
-    st.plateau = {cfg.lr, cfg.plateau_factor, cfg.plateau_patience};
-    if (resume_run) {
-        auto last = ws.last_checkpoint(run);
-        if (last) {
-            load_linear_tensors(model, last->path);
-            torch::load(opt, last->path + "/optimizer.pt");
-            st = trainer_state_from_json(read_file(last->path + "/trainer.json"), last->path + "/trainer.json");
-            st.plateau.factor = cfg.plateau_factor, st.plateau.patience = cfg.plateau_patience;
-            for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(st.plateau.lr);
-        }
-        ws.forget_after_checkpoint(run, st.step);  // what came after it is redone, recorded once
-    }
-
-    auto layer_mses = [&] {
-        std::vector<torch::Tensor> m;
-        for (auto& t : transfer) m.push_back(t->last_mse);
-        return m;
-    };
-    auto evaluate = [&] {
-        torch::NoGradGuard ng;
-        std::vector<double> sum(transfer.size(), 0.0);
-        const int64_t n = data.eval.size(0);
-        for (int64_t s = 0; s < n; s += cfg.batch_size) {
-            model->hidden(data.eval.narrow(0, s, std::min(cfg.batch_size, n - s)));
-            auto m = layer_mses();
-            for (size_t i = 0; i < m.size(); ++i)
-                sum[i] += m[i].item<double>() * double(std::min(cfg.batch_size, n - s));
-        }
-        for (auto& v : sum) v /= double(n);
-        return sum;
-    };
     auto mean = [](const std::vector<double>& v) {
         double s = 0;
         for (double x : v) s += x;
         return v.empty() ? 0.0 : s / double(v.size());
     };
-    auto save = [&](int64_t next_step, bool best) {
-        std::string dir = best ? run_dir + "/best" : run_dir + "/step-" + std::to_string(next_step);
-        std::string sha = save_linear_checkpoint(dir, model, cfg.linearize, hash);
-        if (!best) {
-            torch::save(opt, dir + "/optimizer.pt.tmp");
-            fs::rename(dir + "/optimizer.pt.tmp", dir + "/optimizer.pt");
-            TrainerState s = st;
-            s.step = next_step;
-            write_file_atomic(dir + "/trainer.json", trainer_state_json(s));
+    TrainHooks hooks;
+    // Loss: the layers' mean output MSE x mse_factor (+ the optional attention cross-entropy).
+    hooks.loss = [&](const torch::Tensor& x, std::vector<double>& layer) {
+        {
+            torch::NoGradGuard ng;  // the teacher path; each student builds its own graph
+            model->hidden(x);
         }
-        ws.record_checkpoint(run, next_step, dir, sha, best);
-        return dir;
+        std::vector<torch::Tensor> m;
+        for (auto& t : transfer) m.push_back(t->last_mse);
+        for (auto& t : m) layer.push_back(t.item<double>());
+        auto loss = cfg.mse_factor * torch::stack(m).mean();
+        if (cfg.xent_factor > 0) {
+            std::vector<torch::Tensor> xs;
+            for (auto& t : transfer) xs.push_back(t->last_xent);
+            loss = loss + cfg.xent_factor * torch::stack(xs).mean();
+        }
+        return loss;
     };
+    hooks.evaluate = [&](std::vector<double>& layer) {
+        layer.assign(transfer.size(), 0.0);
+        const int64_t n = data.eval.size(0);
+        for (int64_t s = 0; s < n; s += cfg.batch_size) {
+            const int64_t b = std::min(cfg.batch_size, n - s);
+            model->hidden(data.eval.narrow(0, s, b));
+            for (size_t i = 0; i < transfer.size(); ++i) layer[i] += transfer[i]->last_mse.item<double>() * double(b);
+        }
+        for (auto& v : layer) v /= double(n);
+        return cfg.mse_factor * mean(layer);
+    };
+    hooks.save = [&](const std::string& dir) { return save_linear_checkpoint(dir, model, cfg.linearize, hash); };
+    hooks.load = [&](const std::string& dir) { load_linear_tensors(model, dir); };
 
-    // LINCAT_FAULT_NAN_STEP=N makes step N's loss NaN: the fault-injection tests use it.
-    const char* fault = std::getenv("LINCAT_FAULT_NAN_STEP");
-    const int64_t fault_nan_step = fault ? std::atoll(fault) : -1;
-    const int64_t tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.data.seq_len;
-    auto t_start = std::chrono::steady_clock::now();
-    const int64_t first_step = st.step;
     DistillOutcome out;
     out.run = run;
     out.layers = layers;
-    try {
-        if (st.step == 0) {
-            st.initial_eval = evaluate();
-            ws.record_step(run, "eval", {0, 0, cfg.mse_factor * mean(st.initial_eval), st.plateau.lr, st.initial_eval});
-        }
-        for (; st.step < cfg.steps; ++st.step) {
-            if (cancel && cancel->load()) {
-                ws.set_run_status(run, "cancelled", "cancelled at step " + std::to_string(st.step));
-                out.status = "cancelled";
-                return out;
-            }
-            // forward, backward, update: x is (B, T); the loss is the layers' mean MSE x mse_factor.
-            opt.zero_grad();
-            double loss_sum = 0;
-            std::vector<double> step_mse(transfer.size(), 0.0);
-            for (int64_t micro = 0; micro < cfg.grad_accum; ++micro) {
-                auto x = batch_rows(data.train, st.step * cfg.grad_accum + micro, cfg.batch_size, cfg.seed);
-                {
-                    torch::NoGradGuard ng;
-                    model->hidden(x);
-                }
-                auto m = layer_mses();
-                auto loss = cfg.mse_factor * torch::stack(m).mean();
-                if (cfg.xent_factor > 0) {
-                    std::vector<torch::Tensor> xs;
-                    for (auto& t : transfer) xs.push_back(t->last_xent);
-                    loss = loss + cfg.xent_factor * torch::stack(xs).mean();
-                }
-                loss = loss / double(cfg.grad_accum);
-                loss.backward();
-                loss_sum += loss.item<double>();
-                for (size_t i = 0; i < m.size(); ++i) step_mse[i] += m[i].item<double>() / double(cfg.grad_accum);
-            }
-            if (fault_nan_step == st.step) loss_sum = NAN;  // fault injection for tests
-            if (!std::isfinite(loss_sum)) {
-                auto last = ws.last_checkpoint(run);
-                std::string msg = "loss became " + std::to_string(loss_sum) + " at step " + std::to_string(st.step) +
-                                  "; last good checkpoint: " + (last ? last->path : std::string("none"));
-                ws.set_run_status(run, "failed", msg);
-                fail("distill: ", msg);
-            }
-            if (cfg.clip > 0) torch::nn::utils::clip_grad_norm_(params, cfg.clip);
-            opt.step();
-            st.tokens += tokens_per_step;
-            ws.record_step(run, "train", {st.step, st.tokens, loss_sum, st.plateau.lr, step_mse});
-
-            const int64_t done = st.step + 1;
-            if (done % cfg.eval_every == 0 || done == cfg.steps) {
-                auto ev = evaluate();
-                double ev_loss = cfg.mse_factor * mean(ev);
-                ws.record_step(run, "eval", {done, st.tokens, ev_loss, st.plateau.lr, ev});
-                if (st.plateau.observe(ev_loss)) save(done, /*best=*/true);
-                for (auto& g : opt.param_groups())
-                    static_cast<torch::optim::AdamWOptions&>(g.options()).lr(st.plateau.lr);
-            }
-            if (done % cfg.checkpoint_every == 0 || done == cfg.steps) {
-                TrainerState keep = st;
-                st.step = done;  // the checkpoint resumes at the next step
-                save(done, false);
-                st = keep;
-            }
-            if (on_progress) {
-                double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-                double rate = double((done - first_step) * tokens_per_step) / std::max(secs, 1e-9);
-                on_progress({done, cfg.steps, st.tokens, loss_sum, st.plateau.lr, rate,
-                             double((cfg.steps - done) * tokens_per_step) / std::max(rate, 1e-9)});
-            }
-        }
-    } catch (...) {
-        if (ws.run(run).status == "running") ws.set_run_status(run, "failed", "interrupted by an error");
-        throw;
+    TrainOutcome t = train_loop(ws, run, run_dir, cfg.schedule(), data.train, params, hooks, resume_run.has_value(),
+                                on_progress, cancel);
+    if (t.status == "cancelled") {
+        out.status = "cancelled";
+        return out;
     }
 
     if (frozen_fingerprint() != frozen_before) {
@@ -352,18 +204,17 @@ DistillOutcome distill(Workspace& ws, const std::string& model_dir, const Distil
     out.frozen_verified = true;
 
     // Final report: initial vs final eval MSE per layer; teacher vs student held-out perplexity.
-    out.steps = st.step;
-    out.tokens = st.tokens;
-    out.layer_mse_initial = st.initial_eval;
-    auto eval_rows = ws.steps(run, "eval");
-    out.layer_mse_final = eval_rows.empty() ? std::vector<double>{} : eval_rows.back().layer_mse;
+    out.steps = t.steps;
+    out.tokens = t.tokens;
+    out.layer_mse_initial = t.initial_layer;
+    out.layer_mse_final = t.final_layer;
     auto best = ws.best_checkpoint(run);
     out.checkpoint = best ? best->path : ws.last_checkpoint(run)->path;
     {
         LlamaModel teacher = load_llama(model_dir);
-        out.teacher_ppl = sequences_perplexity(teacher, data.eval);
+        out.teacher_ppl = std::exp(sequences_nll(teacher, data.eval));
         LlamaModel student = load_linearized(model_dir, out.checkpoint);
-        out.student_ppl = sequences_perplexity(student, data.eval);
+        out.student_ppl = std::exp(sequences_nll(student, data.eval));
     }
     ws.set_run_status(run, "completed");
     out.status = "completed";

@@ -12,6 +12,7 @@
 #include "attention/linearize.h"
 #include "data/dataset.h"
 #include "store/workspace.h"
+#include "train/trainer.h"
 
 namespace lincat {
 
@@ -32,14 +33,12 @@ struct DistillConfig {
     int64_t plateau_patience = 10;  // evaluations without improvement before the lr drops
     uint64_t seed = 0;              // feature-map init and data order
 
+    TrainSchedule schedule() const;
     std::string to_json() const;
     static DistillConfig from_json(const std::string& text, const std::string& label);
 };
 
-struct DistillProgress {
-    int64_t step = 0, steps = 0, tokens = 0;
-    double loss = 0, lr = 0, tokens_per_second = 0, eta_seconds = 0;
-};
+using DistillProgress = TrainProgress;
 
 struct DistillOutcome {
     int64_t run = 0, steps = 0, tokens = 0;
@@ -56,8 +55,5 @@ DistillOutcome distill(Workspace& ws, const std::string& model_dir, const Distil
                        std::optional<int64_t> resume_run,
                        const std::function<void(const DistillProgress&)>& on_progress,
                        const std::atomic<bool>* cancel = nullptr);
-
-// Perplexity of a model over rows of token ids (each row scored from its second token).
-double sequences_perplexity(LlamaModel& model, const torch::Tensor& rows, int64_t batch = 8);
 
 }  // namespace lincat

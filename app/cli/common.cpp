@@ -1,0 +1,50 @@
+#include "cli/common.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "eval/evaluate.h"
+#include "util/error.h"
+
+namespace lincat::cli {
+
+std::string duration_text(double s) {
+    char buf[32];
+    if (s >= 3600)
+        std::snprintf(buf, sizeof buf, "%dh%02dm", int(s / 3600), int(s / 60) % 60);
+    else if (s >= 60)
+        std::snprintf(buf, sizeof buf, "%dm%02ds", int(s / 60), int(s) % 60);
+    else
+        std::snprintf(buf, sizeof buf, "%ds", int(s));
+    return buf;
+}
+
+std::function<void(const TrainProgress&)> progress_printer(const std::string& label) {
+    const bool tty = isatty(2);
+    return [tty, label](const TrainProgress& p) {
+        char line[240];
+        std::snprintf(line, sizeof line, "%s step %lld/%lld | %.0f tok/s | loss %.4f | lr %.1e | ETA %s", label.c_str(),
+                      (long long)p.step, (long long)p.steps, p.tokens_per_second, p.loss, p.lr,
+                      duration_text(p.eta_seconds).c_str());
+        if (tty) {
+            int width = 24, filled = int(double(width) * double(p.step) / double(p.steps));
+            std::fprintf(stderr, "\r[%s%s] %s\x1b[K", std::string(size_t(filled), '#').c_str(),
+                         std::string(size_t(width - filled), '.').c_str(), line);
+            if (p.step == p.steps) std::fprintf(stderr, "\n");
+        } else if (p.step % 10 == 0 || p.step == p.steps) {
+            std::fprintf(stderr, "%s\n", line);
+        }
+    };
+}
+
+std::string checkpoint_from_args(const Args& a) {
+    if (a.has("checkpoint") && a.has("run")) fail("give --checkpoint DIR or --run N, not both");
+    if (a.has("checkpoint")) return a.get("checkpoint");
+    if (!a.has("run")) return "";
+    if (!a.has("workspace")) fail("--run N needs --workspace DIR (the workspace that holds the run)");
+    Workspace ws = Workspace::open(a.get("workspace"));
+    return run_checkpoint(ws, a.get_int("run", 0));
+}
+
+}  // namespace lincat::cli

@@ -1,0 +1,22 @@
+// Helpers shared by the training and evaluation commands.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "cli/args.h"
+#include "train/trainer.h"
+
+namespace lincat::cli {
+
+// "1h02m", "3m05s", "12s"
+std::string duration_text(double seconds);
+
+// A progress bar on a terminal (stderr), a line every 10 steps otherwise.
+std::function<void(const TrainProgress&)> progress_printer(const std::string& label);
+
+// The checkpoint folder named by --checkpoint DIR, or by --run N (+ --workspace WS: the run's
+// best checkpoint, else its last); "" when neither is given.
+std::string checkpoint_from_args(const Args& a);
+
+}  // namespace lincat::cli

@@ -1,0 +1,31 @@
+#include "model/lora.h"
+
+#include <cmath>
+
+namespace lincat {
+
+LoraAdapterImpl::LoraAdapterImpl(int64_t in, int64_t out, int64_t rank, double alpha, double dropout_)
+    : scale(alpha / double(rank)), dropout(dropout_) {
+    // As PEFT: A ~ kaiming_uniform(a = sqrt(5)) -> U(-1/sqrt(in), 1/sqrt(in)); B = 0.
+    double bound = 1.0 / std::sqrt(double(in));
+    A = register_parameter("A", torch::empty({rank, in}).uniform_(-bound, bound));
+    B = register_parameter("B", torch::zeros({out, rank}));
+}
+
+torch::Tensor LoraAdapterImpl::forward(const torch::Tensor& x) {
+    auto h = dropout > 0 ? torch::dropout(x, dropout, is_training()) : x;
+    return torch::matmul(torch::matmul(h, A.t()), B.t()) * scale;
+}
+
+torch::Tensor project(torch::nn::Linear& base, const LoraAdapter& lora, const torch::Tensor& x) {
+    auto y = base(x);
+    return lora ? y + lora.ptr()->forward(x).to(y.scalar_type()) : y;
+}
+
+const std::vector<std::string>& lora_target_names() {
+    static const std::vector<std::string> names = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                                   "gate_proj", "up_proj", "down_proj"};
+    return names;
+}
+
+}  // namespace lincat

@@ -1,0 +1,35 @@
+// LoRA (DESIGN.md 1.5): a trainable low-rank update beside a frozen projection,
+// y = W x + (alpha / r) * B (A dropout(x)), with B zero-initialised so a fresh adapter changes
+// nothing. Adapters are saved on their own (PEFT-style names); merging folds them into W.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "util/torch_prelude.h"
+
+namespace lincat {
+
+struct LoraOptions {
+    int64_t rank = 8;
+    double alpha = 16.0;
+    double dropout = 0.0;
+    std::vector<std::string> targets = {"q_proj", "k_proj", "v_proj", "o_proj"};
+};
+
+struct LoraAdapterImpl : torch::nn::Module {
+    LoraAdapterImpl(int64_t in_features, int64_t out_features, int64_t rank, double alpha, double dropout);
+    torch::Tensor forward(const torch::Tensor& x);  // the low-rank delta only
+    torch::Tensor A, B;                             // A (r, in) Kaiming-uniform, B (out, r) zeros
+    double scale, dropout;
+};
+TORCH_MODULE(LoraAdapter);
+
+// base(x), plus the adapter's delta when one is attached.
+torch::Tensor project(torch::nn::Linear& base, const LoraAdapter& lora, const torch::Tensor& x);
+
+// The projections a Llama layer can adapt.
+const std::vector<std::string>& lora_target_names();
+
+}  // namespace lincat
