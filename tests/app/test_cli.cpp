@@ -1,6 +1,7 @@
 // The lincat binary end to end: what a user types, what they see.
 #include "test_util.h"
 #include "store/workspace.h"
+#include "util/file.h"
 #include "util/json.h"
 
 using namespace lincat;
@@ -97,4 +98,54 @@ TEST(Cli, BenchAttentionJsonRows) {
     EXPECT_EQ(rows[2]["kind"], "decode");
     EXPECT_GT(rows[0]["hybrid_ms"].get<double>(), 0.0);
     EXPECT_GT(rows[0]["hybrid_peak_bytes"].get<int64_t>(), 0);
+}
+
+TEST(Cli, BenchDecodeStateIsFlatForTheLinearizedModelAndGrowsForTheTeacher) {
+    lincat::test::default_model_dir();
+    Result r = lincat::test::run_command(std::string(LINCAT_BINARY_DIR) +
+                                         "/lincat bench decode --context 128,512 --steps 2 --json 2>/dev/null");
+    ASSERT_EQ(r.code, 0) << r.out;
+    json rows = json::parse(r.out);
+    ASSERT_EQ(rows.size(), 2u);
+    EXPECT_EQ(rows[0]["linear_state_bytes"], rows[1]["linear_state_bytes"]);  // constant in context
+    // KV cache: 2 (k, v) x 6 layers x 288 x 4 bytes per token.
+    const int64_t per_token = 2 * 6 * 288 * 4;
+    EXPECT_EQ(rows[0]["teacher_state_bytes"].get<int64_t>(), (128 + 3) * per_token);
+    EXPECT_EQ(rows[1]["teacher_state_bytes"].get<int64_t>(), (512 + 3) * per_token);
+    EXPECT_GT(rows[1]["linear_tokens_per_second"].get<double>(), 0.0);
+}
+
+TEST(Cli, FinetuneEvalGenerateAndExportThroughTheWorkspace) {
+    lincat::test::default_model_dir();
+    lincat::test::TempDir d;
+    std::string ws = d.file("ws");
+    std::string small = " --seq-len 64 --teacher-sequences 16 --batch-size 2 --eval-every 2 --checkpoint-every 2";
+    Result r = run("distill --workspace " + ws + " --steps 2 --window 16" + small);
+    ASSERT_EQ(r.code, 0) << r.out;
+    r = run("finetune --workspace " + ws +
+            " --run 1 --steps 2 --lora-rank 4 --batch-size 2 --eval-every 2 "
+            "--checkpoint-every 2");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("stage 2"), std::string::npos) << r.out;
+    Result e =
+        lincat::test::run_command(std::string(LINCAT_BINARY_DIR) + "/lincat eval --workspace " + ws +
+                                  " --run 2 --max-rows 2 --json --output " + d.file("eval.json") + " 2>/dev/null");
+    ASSERT_EQ(e.code, 0) << e.out;
+    json doc = json::parse(e.out);
+    EXPECT_EQ(doc["layer_mse"].size(), 6u);
+    EXPECT_EQ(json::parse(lincat::read_file(d.file("eval.json")))["kl"], doc["kl"]);
+    r = run("generate --workspace " + ws + " --run 2 --max-new-tokens 8 --prompt \"Once upon a time\"");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("linearized"), std::string::npos) << r.out;
+    r = run("generate --run 2 --max-new-tokens 8");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("--workspace"), std::string::npos) << r.out;
+    r = run("export --workspace " + ws + " --run 2 --out " + d.file("exported"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    r = run("generate --model " + d.file("exported") + " --checkpoint " + d.file("exported") +
+            "/linearization --max-new-tokens 8");
+    EXPECT_EQ(r.code, 0) << r.out;
+    r = run("finetune --workspace " + ws + " --run 99");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("no run 99"), std::string::npos) << r.out;
 }

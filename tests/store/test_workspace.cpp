@@ -81,3 +81,24 @@ TEST(Workspace, UnknownRunIsAnError) {
     Workspace ws = Workspace::open(d.file("ws"));
     expect_error([&] { ws.run(42); }, {"no run 42"});
 }
+
+TEST(Workspace, VersionOneDatabaseMigratesAndKeepsItsRuns) {
+    TempDir d;
+    int64_t run;
+    {
+        Workspace ws = Workspace::open(d.file("ws"));
+        run = ws.create_run("s", "distill", "{}", "h");
+        ws.record_step(run, "train", {0, 64, 1.5, 0.01, {0.1, 0.2}});
+    }
+    // Make it a version-1 database again: no results table.
+    sqlite3* db = nullptr;
+    sqlite3_open(d.file("ws/lincat.db").c_str(), &db);
+    sqlite3_exec(db, "DROP TABLE results; PRAGMA user_version = 1;", nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+    Workspace ws = Workspace::open(d.file("ws"));
+    EXPECT_EQ(ws.steps(run, "train").size(), 1u);
+    EXPECT_FALSE(ws.run_results(run).has_value());
+    ws.set_run_results(run, R"({"acc": 0.5})");
+    ws.set_run_results(run, R"({"acc": 0.75})");  // replaced, not duplicated
+    EXPECT_EQ(*ws.run_results(run), R"({"acc": 0.75})");
+}
