@@ -9,6 +9,8 @@ packages=(
   libsqlite3-dev libgtest-dev nlohmann-json3-dev xvfb xauth
 )
 command -v npm >/dev/null 2>&1 || packages+=(npm)
+# --hardening: also clang and libFuzzer for the sanitizer and fuzz steps (.ci/run, tests/fuzz/run.sh).
+[ "${1:-}" = "--hardening" ] && packages+=(clang libclang-rt-14-dev)
 
 missing=()
 for p in "${packages[@]}"; do

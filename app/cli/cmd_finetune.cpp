@@ -20,6 +20,8 @@ static const std::vector<OptionSpec> kLoraOptions = {
     {"lora-dropout", "LoRA dropout", false, "0"},
     {"lora-targets", "projections to adapt", false, "q_proj,k_proj,v_proj,o_proj"},
     {"train-feature-maps", "also keep training feature maps and gammas", true},
+    {"xent-factor", "weight of next-token cross-entropy on the data", false, "1"},
+    {"kd-factor", "weight of KL(teacher || student) on the next-token distributions", false, "0"},
 };
 
 static void read_lora_options(const Args& a, FinetuneConfig& c) {
@@ -28,6 +30,8 @@ static void read_lora_options(const Args& a, FinetuneConfig& c) {
     c.lora.dropout = a.get_double("lora-dropout", 0);
     if (a.has("lora-targets")) c.lora.targets = split_list(a.get("lora-targets"));
     c.train_feature_maps = a.flag("train-feature-maps");
+    c.xent_factor = a.get_double("xent-factor", c.xent_factor);
+    c.kd_factor = a.get_double("kd-factor", c.kd_factor);
 }
 
 int cmd_finetune(const Argv& argv) {

@@ -4,28 +4,6 @@
 
 namespace lincat {
 
-FeatureMapKind parse_feature_map_kind(const std::string& s) {
-    if (s == "softmax_dim" || s == "hedgehog") return FeatureMapKind::SoftmaxDim;
-    if (s == "relu" || s == "t2r") return FeatureMapKind::Relu;
-    if (s == "1+elu" || s == "elu") return FeatureMapKind::OnePlusElu;
-    if (s == "exp_dim") return FeatureMapKind::ExpDim;
-    fail("feature map '", s, "' is not one of softmax_dim, relu, 1+elu, exp_dim");
-}
-
-std::string feature_map_kind_name(FeatureMapKind k) {
-    switch (k) {
-        case FeatureMapKind::SoftmaxDim:
-            return "softmax_dim";
-        case FeatureMapKind::Relu:
-            return "relu";
-        case FeatureMapKind::OnePlusElu:
-            return "1+elu";
-        case FeatureMapKind::ExpDim:
-            return "exp_dim";
-    }
-    return "?";
-}
-
 FeatureMapImpl::FeatureMapImpl(const FeatureMapOptions& o) : options_(o) {
     if (o.heads() <= 0 || o.head_dim() <= 0) fail("feature map: heads and head_dim must be positive");
     if (o.feature_dim() <= 0) fail("feature map: feature dim must be positive, got ", o.feature_dim());

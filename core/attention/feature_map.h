@@ -5,13 +5,10 @@
 
 #include <string>
 
+#include "attention/spec.h"
 #include "util/torch_prelude.h"
 
 namespace lincat {
-
-enum class FeatureMapKind { SoftmaxDim, Relu, OnePlusElu, ExpDim };
-FeatureMapKind parse_feature_map_kind(const std::string& name);  // softmax_dim | relu | 1+elu | exp_dim
-std::string feature_map_kind_name(FeatureMapKind kind);
 
 struct FeatureMapOptions {
     FeatureMapOptions(int64_t heads, int64_t head_dim) : heads_(heads), head_dim_(head_dim) {}

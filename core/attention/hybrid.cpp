@@ -8,16 +8,6 @@ namespace lincat {
 
 using torch::indexing::Slice;
 
-WindowKind parse_window_kind(const std::string& s) {
-    if (s == "tk" || s == "terraced") return WindowKind::Terraced;
-    if (s == "sw" || s == "sliding") return WindowKind::Sliding;
-    fail("window variant '", s, "' is not one of tk, sw");
-}
-
-std::string window_kind_name(WindowKind k) {
-    return k == WindowKind::Terraced ? "tk" : "sw";
-}
-
 // End alignment puts tk block edges at n - w, n - 2w, ...: the same as start alignment
 // after shifting positions right by (w - n % w) % w.
 static int64_t block_shift(int64_t n, const WindowSpec& w) {

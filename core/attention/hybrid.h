@@ -15,17 +15,6 @@
 
 namespace lincat {
 
-enum class WindowKind { Terraced, Sliding };            // "tk" (LoLCATs default) and "sw"
-enum class BlockAlign { Start, End };                   // where tk block edges sit (see DESIGN.md 1.1)
-WindowKind parse_window_kind(const std::string& name);  // tk | sw
-std::string window_kind_name(WindowKind kind);
-
-struct WindowSpec {
-    WindowKind kind = WindowKind::Terraced;
-    int64_t size = 64;  // w
-    BlockAlign align = BlockAlign::Start;
-};
-
 // W(i) for queries 0..n-1 over keys 0..n-1: (n, n) bool, causal.
 torch::Tensor hybrid_window_mask(int64_t n, const WindowSpec& window);
 

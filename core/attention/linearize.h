@@ -8,16 +8,6 @@
 
 namespace lincat {
 
-struct LinearizeOptions {
-    WindowSpec window;
-    int64_t feature_dim = 64;
-    FeatureMapKind feature_map = FeatureMapKind::SoftmaxDim;
-    bool identity_init = false;
-    bool affine = false;
-    WindowKind decode_window = WindowKind::Terraced;
-    std::vector<int64_t> layers;  // empty = every layer
-};
-
 // Replaces the attention core of each chosen layer with a fresh HybridAttention (feature
 // maps initialised from the global torch seed). The q/k/v/o weights and RoPE stay.
 void linearize(LlamaModel& model, const LinearizeOptions& options);

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "attention/softmax.h"
+#include "data/alpaca.h"
 #include "model/weights.h"
 #include "util/error.h"
 #include "util/file.h"
@@ -50,25 +51,12 @@ std::vector<int32_t> tokens_from_text_file(const Tokenizer& tok, const std::stri
 }
 
 std::vector<int32_t> tokens_from_alpaca_jsonl(const Tokenizer& tok, const std::string& path) {
-    std::istringstream in(read_file(path));
-    std::string line;
     std::vector<int32_t> out;
-    int64_t n = 0;
-    while (std::getline(in, line)) {
-        ++n;
-        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-        std::string label = path + " line " + std::to_string(n);
-        json j = parse_json(line, label);
-        std::string instruction = json_get<std::string>(j, "instruction", label);
-        std::string input = json_get_or<std::string>(j, "input", "", label);
-        std::string output = json_get<std::string>(j, "output", label);
-        std::string text = "### Instruction:\n" + instruction + (input.empty() ? "" : "\n\n### Input:\n" + input) +
-                           "\n\n### Response:\n" + output;
+    for (const std::string& text : parse_alpaca_jsonl(read_file(path), path)) {
         auto ids = tok.encode(text, true);
         ids.push_back(tok.eos_id());
         out.insert(out.end(), ids.begin(), ids.end());
     }
-    if (out.empty()) fail(path, ": no records");
     return out;
 }
 

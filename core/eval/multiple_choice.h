@@ -6,24 +6,11 @@
 #include <string>
 #include <vector>
 
+#include "eval/mc_task.h"
 #include "model/llama.h"
 #include "model/tokenizer.h"
 
 namespace lincat {
-
-struct McItem {
-    std::string context;
-    std::vector<std::string> choices;
-    int64_t gold = 0;
-};
-
-struct McTask {
-    std::string name;  // the file's stem
-    std::vector<McItem> items;
-};
-
-// Errors name the file, the line and the field.
-McTask load_mc_task(const std::string& path);
 
 // Log-likelihood of each choice (summed over its tokens) after the context.
 std::vector<double> choice_logliks(LlamaModel& model, const Tokenizer& tok, const McItem& item);

@@ -22,10 +22,4 @@ torch::Tensor project(torch::nn::Linear& base, const LoraAdapter& lora, const to
     return lora ? y + lora.ptr()->forward(x).to(y.scalar_type()) : y;
 }
 
-const std::vector<std::string>& lora_target_names() {
-    static const std::vector<std::string> names = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
-                                                   "gate_proj", "up_proj", "down_proj"};
-    return names;
-}
-
 }  // namespace lincat

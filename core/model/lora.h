@@ -7,16 +7,10 @@
 #include <utility>
 #include <vector>
 
+#include "model/lora_options.h"
 #include "util/torch_prelude.h"
 
 namespace lincat {
-
-struct LoraOptions {
-    int64_t rank = 8;
-    double alpha = 16.0;
-    double dropout = 0.0;
-    std::vector<std::string> targets = {"q_proj", "k_proj", "v_proj", "o_proj"};
-};
 
 struct LoraAdapterImpl : torch::nn::Module {
     LoraAdapterImpl(int64_t in_features, int64_t out_features, int64_t rank, double alpha, double dropout);
@@ -28,8 +22,5 @@ TORCH_MODULE(LoraAdapter);
 
 // base(x), plus the adapter's delta when one is attached.
 torch::Tensor project(torch::nn::Linear& base, const LoraAdapter& lora, const torch::Tensor& x);
-
-// The projections a Llama layer can adapt.
-const std::vector<std::string>& lora_target_names();
 
 }  // namespace lincat

@@ -81,30 +81,4 @@ void merge_lora(const LlamaModel& model) {
     }
 }
 
-std::string lora_options_to_json(const LoraOptions& o) {
-    json j = {{"format", "lincat-lora"}, {"version", 1},          {"rank", o.rank},
-              {"alpha", o.alpha},        {"dropout", o.dropout},  {"target_modules", o.targets},
-              {"peft_type", "LORA"},     {"lora_alpha", o.alpha}, {"r", o.rank}};
-    return j.dump(2) + "\n";
-}
-
-LoraOptions lora_options_from_json(const std::string& text, const std::string& label) {
-    json j = parse_json(text, label);
-    if (json_get_or<std::string>(j, "format", "", label) != "lincat-lora")
-        fail(label, ": field 'format' is not 'lincat-lora'");
-    LoraOptions o;
-    o.rank = json_get<int64_t>(j, "rank", label);
-    if (o.rank <= 0 || o.rank > 65536) fail(label, ": field 'rank' out of range");
-    o.alpha = json_get<double>(j, "alpha", label);
-    o.dropout = json_get_or<double>(j, "dropout", 0.0, label);
-    const json& t = json_get<json>(j, "target_modules", label);
-    if (!t.is_array() || t.empty()) fail(label, ": field 'target_modules' must be a non-empty array");
-    o.targets.clear();
-    for (auto& x : t) {
-        if (!x.is_string()) fail(label, ": field 'target_modules' must hold strings");
-        o.targets.push_back(x.get<std::string>());
-    }
-    return o;
-}
-
 }  // namespace lincat

@@ -32,7 +32,5 @@ void set_lora_training(const LlamaModel& model, bool on);
 // W += scale * B A for every attached adapter, then detaches them: same function, no extra cost.
 void merge_lora(const LlamaModel& model);
 
-std::string lora_options_to_json(const LoraOptions& o);
-LoraOptions lora_options_from_json(const std::string& text, const std::string& label);
 
 }  // namespace lincat

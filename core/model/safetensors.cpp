@@ -194,4 +194,22 @@ void write_safetensors(const std::string& path, const std::vector<TensorBlob>& t
     w.commit();
 }
 
+std::map<std::string, std::string> parse_safetensors_index(const std::string& text, const std::string& index) {
+    json j = parse_json(text, index);
+    if (!j.is_object()) fail(index, ": must be a JSON object");
+    const json& map = json_get<json>(j, "weight_map", index);
+    if (!map.is_object() || map.empty()) fail(index, ": weight_map must be a non-empty object");
+    std::map<std::string, std::string> out;
+    for (auto it = map.begin(); it != map.end(); ++it) {
+        if (!it.value().is_string()) fail(index, ": weight_map['", it.key(), "'] must be a file name");
+        std::string shard = it.value();
+        if (shard.empty() || shard.find('/') != std::string::npos || shard == "." || shard == ".." ||
+            shard.find('\0') != std::string::npos)
+            fail(index, ": weight_map['", it.key(), "'] names '", shard,
+                 "', which is not a plain file name in the model folder");
+        out[it.key()] = shard;
+    }
+    return out;
+}
+
 }  // namespace lincat

@@ -40,6 +40,10 @@ constexpr uint64_t kMaxSafetensorsHeaderBytes = 100ull << 20;
 SafetensorsHeader parse_safetensors_header(const uint8_t* bytes, size_t available, uint64_t file_size,
                                            const std::string& label);
 
+// model.safetensors.index.json: tensor name -> shard file. Shard names must be plain file
+// names in the model folder (no '/', no ".."). Errors name `label` and the entry.
+std::map<std::string, std::string> parse_safetensors_index(const std::string& text, const std::string& label);
+
 class SafetensorsFile {
   public:
     static SafetensorsFile open(const std::string& path);

@@ -71,28 +71,20 @@ WeightStore WeightStore::open_dir(const std::string& dir) {
     std::string single = dir + "/model.safetensors";
     std::string index = dir + "/model.safetensors.index.json";
     if (access(index.c_str(), R_OK) == 0) {
-        json j = parse_json(read_file(index, 64 << 20), index);
-        const json& map = json_get<json>(j, "weight_map", index);
-        if (!map.is_object() || map.empty()) fail(index, ": weight_map must be a non-empty object");
         WeightStore w;
         std::map<std::string, size_t> shard_ids;
-        for (auto it = map.begin(); it != map.end(); ++it) {
-            if (!it.value().is_string()) fail(index, ": weight_map['", it.key(), "'] must be a file name");
-            std::string shard = it.value();
-            if (shard.empty() || shard.find('/') != std::string::npos || shard == "..")
-                fail(index, ": weight_map['", it.key(), "'] names '", shard,
-                     "', which is not a plain file name in the model folder");
+        for (auto& [tensor, shard] : parse_safetensors_index(read_file(index, 64 << 20), index)) {
             if (!shard_ids.count(shard)) {
                 std::string path = dir + "/" + shard;
                 if (access(path.c_str(), R_OK) != 0)
-                    fail(index, ": weight_map['", it.key(), "'] names missing shard '", shard, "'");
+                    fail(index, ": weight_map['", tensor, "'] names missing shard '", shard, "'");
                 shard_ids[shard] = w.files_.size();
                 w.files_.push_back(std::make_shared<SafetensorsFile>(SafetensorsFile::open(path)));
             }
             size_t f = shard_ids[shard];
-            const TensorInfo* t = w.files_[f]->find(it.key());
-            if (!t) fail(index, ": tensor '", it.key(), "' is listed in shard '", shard, "' but that file lacks it");
-            w.where_[it.key()] = {f, t};
+            const TensorInfo* t = w.files_[f]->find(tensor);
+            if (!t) fail(index, ": tensor '", tensor, "' is listed in shard '", shard, "' but that file lacks it");
+            w.where_[tensor] = {f, t};
         }
         return w;
     }

@@ -256,32 +256,47 @@ int64_t Workspace::record_checkpoint(int64_t run, int64_t step, const std::strin
            "INSERT INTO checkpoints (run_id, step, path, sha256, is_best, created_at) VALUES (?, ?, ?, ?, ?, "
            "datetime('now'))",
            db_path());
-    s.bind(1, run).bind(2, step).bind(3, path).bind(4, sha256).bind(5, int64_t(is_best)).step();
+    s.bind(1, run).bind(2, step).bind(3, relative_path(path)).bind(4, sha256).bind(5, int64_t(is_best)).step();
     return sqlite3_last_insert_rowid(db_);
 }
 
-static std::optional<CheckpointRecord> read_checkpoint(sqlite3* db, const std::string& sql, int64_t run,
-                                                       const std::string& label) {
-    Stmt s(db, sql, label);
+// Checkpoint paths are stored relative to the workspace (a moved workspace keeps working), and
+// a path read back must stay inside it: a tampered database cannot point a run elsewhere.
+std::string Workspace::relative_path(const std::string& path) const {
+    namespace fs = std::filesystem;
+    fs::path rel = fs::absolute(path).lexically_normal().lexically_relative(fs::absolute(dir_).lexically_normal());
+    if (rel.empty() || *rel.begin() == "..") fail(db_path(), ": checkpoint ", path, " is outside the workspace");
+    return rel.string();
+}
+
+std::string Workspace::inside_path(const std::string& stored) const {
+    namespace fs = std::filesystem;
+    fs::path p(stored);
+    if (p.is_absolute()) return (fs::absolute(dir_) / relative_path(stored)).string();  // older rows
+    for (auto& part : p)
+        if (part == "..") fail(db_path(), ": checkpoint path '", stored, "' leaves the workspace");
+    return (fs::absolute(dir_) / p).lexically_normal().string();
+}
+
+std::optional<CheckpointRecord> Workspace::read_checkpoint(const std::string& sql, int64_t run) const {
+    Stmt s(db_, sql, db_path());
     s.bind(1, run);
     if (!s.step()) return std::nullopt;
-    return CheckpointRecord{s.i64(0), s.i64(1), s.i64(2), s.text(3), s.text(4), s.i64(5) != 0};
+    return CheckpointRecord{s.i64(0), s.i64(1), s.i64(2), inside_path(s.text(3)), s.text(4), s.i64(5) != 0};
 }
 
 std::optional<CheckpointRecord> Workspace::last_checkpoint(int64_t run) const {
     return read_checkpoint(
-        db_,
         "SELECT id, run_id, step, path, sha256, is_best FROM checkpoints WHERE run_id = ? AND is_best = 0 "
         "ORDER BY step DESC, id DESC LIMIT 1",
-        run, db_path());
+        run);
 }
 
 std::optional<CheckpointRecord> Workspace::best_checkpoint(int64_t run) const {
     return read_checkpoint(
-        db_,
         "SELECT id, run_id, step, path, sha256, is_best FROM checkpoints WHERE run_id = ? AND is_best = 1 "
         "ORDER BY id DESC LIMIT 1",
-        run, db_path());
+        run);
 }
 
 }  // namespace lincat

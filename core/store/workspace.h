@@ -63,6 +63,7 @@ class Workspace {
     void set_run_results(int64_t run, const std::string& json);
     std::optional<std::string> run_results(int64_t run) const;
 
+    // `path` must lie inside the workspace; it is stored relative to it and read back absolute.
     int64_t record_checkpoint(int64_t run, int64_t step, const std::string& path, const std::string& sha256,
                               bool is_best);
     std::optional<CheckpointRecord> last_checkpoint(int64_t run) const;
@@ -73,6 +74,9 @@ class Workspace {
     void exec(const std::string& sql) const;
     void transaction(const std::function<void()>& body);  // BEGIN IMMEDIATE ... COMMIT, ROLLBACK on throw
     void migrate();
+    std::string relative_path(const std::string& path) const;
+    std::string inside_path(const std::string& stored) const;
+    std::optional<CheckpointRecord> read_checkpoint(const std::string& sql, int64_t run) const;
     std::string dir_;
     sqlite3* db_ = nullptr;
 };

@@ -13,9 +13,6 @@
 
 namespace lincat {
 
-std::string linearization_to_json(const LinearizeOptions& o, int64_t num_layers, const std::string& base_model_hash);
-LinearizeOptions linearization_from_json(const std::string& text, const std::string& label,
-                                         std::string* base_model_hash);
 
 // The trained tensors of a linearized model (or of its students in transfer mode), with
 // their model-level names ("model.layers.N.self_attn.attn.feature_map_q.layer").

@@ -36,6 +36,8 @@ std::string FinetuneConfig::to_json() const {
               {"lora_dropout", lora.dropout},
               {"lora_targets", lora.targets},
               {"train_feature_maps", train_feature_maps},
+              {"xent_factor", xent_factor},
+              {"kd_factor", kd_factor},
               {"text_files", data.text_files},
               {"jsonl_files", data.jsonl_files},
               {"teacher_sequences", data.teacher_sequences},
@@ -66,6 +68,8 @@ FinetuneConfig FinetuneConfig::from_json(const std::string& text, const std::str
     c.lora.dropout = json_get<double>(j, "lora_dropout", label);
     c.lora.targets = j.at("lora_targets").get<std::vector<std::string>>();
     c.train_feature_maps = json_get<bool>(j, "train_feature_maps", label);
+    c.xent_factor = json_get_or<double>(j, "xent_factor", 1.0, label);
+    c.kd_factor = json_get_or<double>(j, "kd_factor", 0.0, label);
     c.data.text_files = j.at("text_files").get<std::vector<std::string>>();
     c.data.jsonl_files = j.at("jsonl_files").get<std::vector<std::string>>();
     c.data.teacher_sequences = json_get<int64_t>(j, "teacher_sequences", label);
@@ -123,6 +127,8 @@ FinetuneOutcome finetune(Workspace& ws, const std::string& model_dir, const Fine
         if (s.eval_every <= 0 || s.checkpoint_every <= 0)
             fail("finetune: eval and checkpoint intervals must be positive");
         if (cfg.stage1_checkpoint.empty()) fail("finetune: no stage-1 checkpoint given");
+        if (cfg.xent_factor < 0 || cfg.kd_factor < 0 || cfg.xent_factor + cfg.kd_factor <= 0)
+            fail("finetune: xent and kd factors must be >= 0 and not both 0");
         if (cfg.lora.rank <= 0 || !(cfg.lora.alpha > 0) || cfg.lora.dropout < 0 || cfg.lora.dropout >= 1)
             fail("finetune: LoRA needs rank > 0, alpha > 0 and dropout in [0, 1)");
         // Refuse a checkpoint from another model, or bad targets, before a run is recorded.
@@ -163,9 +169,23 @@ FinetuneOutcome finetune(Workspace& ws, const std::string& model_dir, const Fine
     TrainHooks hooks;
     hooks.loss = [&](const torch::Tensor& x, std::vector<double>&) {
         set_lora_training(model, true);
-        auto logits = model->forward(x.narrow(1, 0, x.size(1) - 1));
-        auto target = x.narrow(1, 1, x.size(1) - 1);
-        return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), target.reshape(-1));
+        auto in = x.narrow(1, 0, x.size(1) - 1);
+        auto logits = model->forward(in).reshape({-1, model->config().vocab_size});
+        torch::Tensor loss = torch::zeros({}, logits.options());
+        if (cfg.xent_factor > 0) {
+            auto target = x.narrow(1, 1, x.size(1) - 1).reshape(-1);
+            loss = loss + cfg.xent_factor * torch::nn::functional::cross_entropy(logits, target);
+        }
+        if (cfg.kd_factor > 0) {
+            torch::Tensor teacher_logp;
+            {
+                torch::NoGradGuard ng;
+                teacher_logp = torch::log_softmax(teacher->forward(in).reshape({-1, logits.size(-1)}), -1);
+            }
+            auto logp = torch::log_softmax(logits, -1);
+            loss = loss + cfg.kd_factor * (teacher_logp.exp() * (teacher_logp - logp)).sum(-1).mean();
+        }
+        return loss;
     };
     hooks.evaluate = [&](std::vector<double>&) {
         set_lora_training(model, false);

@@ -20,6 +20,11 @@ struct FinetuneConfig {
     std::string stage1_checkpoint;  // its checkpoint folder (the best one by default)
     LoraOptions lora;
     bool train_feature_maps = false;  // also keep training feature maps and gammas
+    // Loss = xent_factor * next-token cross-entropy on the data (LoLCATs' stage 2)
+    //      + kd_factor * KL(teacher || student) of the next-token distributions (soft targets:
+    //        far more signal per token than the sampled label, so less overfitting on small data).
+    double xent_factor = 1.0;
+    double kd_factor = 0.0;
     DataSpec data;                    // by default the stage-1 run's data
     TrainSchedule schedule = default_schedule();
 

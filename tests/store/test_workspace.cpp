@@ -23,10 +23,10 @@ TEST(Workspace, RunsStepsCheckpoints) {
     ASSERT_EQ(rows.size(), 3u);
     EXPECT_DOUBLE_EQ(rows[1].loss, 0.7);
     EXPECT_EQ(rows[1].layer_mse, (std::vector<double>{0.3, 0.4}));
-    ws.record_checkpoint(run, 2, "/x/step-2", "ff", false);
-    ws.record_checkpoint(run, 2, "/x/best", "ee", true);
-    EXPECT_EQ(ws.last_checkpoint(run)->path, "/x/step-2");
-    EXPECT_EQ(ws.best_checkpoint(run)->path, "/x/best");
+    ws.record_checkpoint(run, 2, d.file("ws/checkpoints/run-1/step-2"), "ff", false);
+    ws.record_checkpoint(run, 2, d.file("ws/checkpoints/run-1/best"), "ee", true);
+    EXPECT_EQ(ws.last_checkpoint(run)->path, d.file("ws/checkpoints/run-1/step-2"));
+    EXPECT_EQ(ws.best_checkpoint(run)->path, d.file("ws/checkpoints/run-1/best"));
     EXPECT_EQ(ws.run(run).status, "running");
 }
 
@@ -38,8 +38,8 @@ TEST(Workspace, ForgetAfterCheckpointKeepsWhatTheCheckpointHolds) {
     ws.record_step(run, "eval", {0, 0, 1, 1, {1}});
     ws.record_step(run, "eval", {4, 0, 1, 1, {1}});
     ws.record_step(run, "eval", {6, 0, 1, 1, {1}});
-    ws.record_checkpoint(run, 4, "/c4", "a", false);
-    ws.record_checkpoint(run, 6, "/c6", "b", false);
+    ws.record_checkpoint(run, 4, ws.dir() + "/c4", "a", false);
+    ws.record_checkpoint(run, 6, ws.dir() + "/c6", "b", false);
     ws.forget_after_checkpoint(run, 4);  // state after 4 updates: train rows 0..3, eval rows 0 and 4
     EXPECT_EQ(ws.steps(run, "train").size(), 4u);
     EXPECT_EQ(ws.steps(run, "eval").size(), 2u);
@@ -101,4 +101,35 @@ TEST(Workspace, VersionOneDatabaseMigratesAndKeepsItsRuns) {
     ws.set_run_results(run, R"({"acc": 0.5})");
     ws.set_run_results(run, R"({"acc": 0.75})");  // replaced, not duplicated
     EXPECT_EQ(*ws.run_results(run), R"({"acc": 0.75})");
+}
+
+TEST(Workspace, CheckpointPathsStayInsideTheWorkspace) {
+    TempDir d;
+    int64_t run;
+    {
+        Workspace ws = Workspace::open(d.file("ws"));
+        run = ws.create_run("s", "distill", "{}", "h");
+        ws.record_checkpoint(run, 2, d.file("ws/checkpoints/run-1/step-2"), "a", false);
+        expect_error([&] { ws.record_checkpoint(run, 3, d.file("elsewhere/step-3"), "b", false); },
+                     {"outside the workspace"});
+    }
+    // A moved workspace keeps working: paths are stored relative to it.
+    std::filesystem::rename(d.file("ws"), d.file("moved"));
+    {
+        Workspace ws = Workspace::open(d.file("moved"));
+        EXPECT_EQ(ws.last_checkpoint(run)->path, d.file("moved/checkpoints/run-1/step-2"));
+    }
+    // A tampered database cannot point a run outside the workspace.
+    for (const char* evil : {"../../etc", "/etc/passwd"}) {
+        sqlite3* db = nullptr;
+        sqlite3_open(d.file("moved/lincat.db").c_str(), &db);
+        sqlite3_stmt* s = nullptr;
+        sqlite3_prepare_v2(db, "UPDATE checkpoints SET path = ?", -1, &s, nullptr);
+        sqlite3_bind_text(s, 1, evil, -1, SQLITE_TRANSIENT);
+        sqlite3_step(s);
+        sqlite3_finalize(s);
+        sqlite3_close(db);
+        Workspace ws = Workspace::open(d.file("moved"));
+        expect_error([&] { ws.last_checkpoint(run); }, {"lincat.db", "workspace"});
+    }
 }

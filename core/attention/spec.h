@@ -1,0 +1,41 @@
+// What a linearization is, as plain data (no torch): window variant and size, feature map,
+// which layers. Parsed from checkpoints (linearization.json), so it lives with the parsers.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace lincat {
+
+enum class FeatureMapKind { SoftmaxDim, Relu, OnePlusElu, ExpDim };
+FeatureMapKind parse_feature_map_kind(const std::string& name);  // softmax_dim | relu | 1+elu | exp_dim
+std::string feature_map_kind_name(FeatureMapKind kind);
+
+enum class WindowKind { Terraced, Sliding };            // "tk" (LoLCATs default) and "sw"
+enum class BlockAlign { Start, End };                   // where tk block edges sit (see DESIGN.md 1.1)
+WindowKind parse_window_kind(const std::string& name);  // tk | sw
+std::string window_kind_name(WindowKind kind);
+
+struct WindowSpec {
+    WindowKind kind = WindowKind::Terraced;
+    int64_t size = 64;  // w
+    BlockAlign align = BlockAlign::Start;
+};
+
+struct LinearizeOptions {
+    WindowSpec window;
+    int64_t feature_dim = 64;
+    FeatureMapKind feature_map = FeatureMapKind::SoftmaxDim;
+    bool identity_init = false;
+    bool affine = false;
+    WindowKind decode_window = WindowKind::Terraced;
+    std::vector<int64_t> layers;  // empty = every layer
+};
+
+// linearization.json of a checkpoint. Errors name `label` and the field.
+std::string linearization_to_json(const LinearizeOptions& o, int64_t num_layers, const std::string& base_model_hash);
+LinearizeOptions linearization_from_json(const std::string& text, const std::string& label,
+                                         std::string* base_model_hash);
+
+}  // namespace lincat

@@ -1,0 +1,18 @@
+// libFuzzer target: multiple-choice task JSONL ({context, choices, gold}).
+// Any input must give a value or a lincat error (std::exception), never a crash, a sanitizer
+// report or a hang.
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <string>
+
+#include "eval/mc_task.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    const std::string text(reinterpret_cast<const char*>(data), size);
+    try {
+        lincat::parse_mc_task(text, "task.jsonl");
+    } catch (const std::exception&) {
+    }
+    return 0;
+}
