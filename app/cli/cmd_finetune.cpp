@@ -20,8 +20,8 @@ static const std::vector<OptionSpec> kLoraOptions = {
     {"lora-dropout", "LoRA dropout", false, "0"},
     {"lora-targets", "projections to adapt", false, "q_proj,k_proj,v_proj,o_proj"},
     {"train-feature-maps", "also keep training feature maps and gammas", true},
-    {"xent-factor", "weight of next-token cross-entropy on the data", false, "1"},
-    {"kd-factor", "weight of KL(teacher || student) on the next-token distributions", false, "0"},
+    {"xent-factor", "weight of next-token cross-entropy on the data (LoLCATs' loss)", false, "0"},
+    {"kd-factor", "weight of KL(teacher || student) on the next-token distributions", false, "1"},
 };
 
 static void read_lora_options(const Args& a, FinetuneConfig& c) {
@@ -44,7 +44,7 @@ int cmd_finetune(const Argv& argv) {
         {"steps", "optimizer steps", false, "100"},
         {"batch-size", "sequences per micro-batch", false, "4"},
         {"grad-accum", "micro-batches per step", false, "1"},
-        {"lr", "AdamW learning rate", false, "1e-3"},
+        {"lr", "AdamW learning rate", false, "3e-4"},
         {"eval-every", "steps between evaluations", false, "25"},
         {"checkpoint-every", "steps between checkpoints", false, "25"},
         {"seed", "seed for adapters and data order", false, "0"},

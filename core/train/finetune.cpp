@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 TrainSchedule FinetuneConfig::default_schedule() {
     TrainSchedule s;
     s.steps = 100;
-    s.lr = 1e-3;  // LoRA on a small model; LoLCATs uses 1e-4 on 8B with many more steps
+    s.lr = 3e-4;  // 1e-3 drifted from the teacher within 40 steps on stories15M; LoLCATs: 1e-4 on 8B
     s.eval_every = 25;
     s.checkpoint_every = 25;
     return s;
@@ -68,8 +68,8 @@ FinetuneConfig FinetuneConfig::from_json(const std::string& text, const std::str
     c.lora.dropout = json_get<double>(j, "lora_dropout", label);
     c.lora.targets = j.at("lora_targets").get<std::vector<std::string>>();
     c.train_feature_maps = json_get<bool>(j, "train_feature_maps", label);
-    c.xent_factor = json_get_or<double>(j, "xent_factor", 1.0, label);
-    c.kd_factor = json_get_or<double>(j, "kd_factor", 0.0, label);
+    c.xent_factor = json_get<double>(j, "xent_factor", label);
+    c.kd_factor = json_get<double>(j, "kd_factor", label);
     c.data.text_files = j.at("text_files").get<std::vector<std::string>>();
     c.data.jsonl_files = j.at("jsonl_files").get<std::vector<std::string>>();
     c.data.teacher_sequences = json_get<int64_t>(j, "teacher_sequences", label);

@@ -21,10 +21,12 @@ struct FinetuneConfig {
     LoraOptions lora;
     bool train_feature_maps = false;  // also keep training feature maps and gammas
     // Loss = xent_factor * next-token cross-entropy on the data (LoLCATs' stage 2)
-    //      + kd_factor * KL(teacher || student) of the next-token distributions (soft targets:
-    //        far more signal per token than the sampled label, so less overfitting on small data).
-    double xent_factor = 1.0;
-    double kd_factor = 0.0;
+    //      + kd_factor * KL(teacher || student) of the next-token distributions.
+    // KD is the default: on teacher samples the label is one draw from the teacher's own
+    // distribution, so KD is its exact expectation; measured on stories15M (100 steps), xent
+    // overfit the 59K-token train split (held-out +4.4% vs +2.9% after stage 1), KD did not.
+    double xent_factor = 0.0;
+    double kd_factor = 1.0;
     DataSpec data;                    // by default the stage-1 run's data
     TrainSchedule schedule = default_schedule();
 
