@@ -88,6 +88,7 @@ int cmd_generate(const Argv& argv) {
         return true;
     });
     std::printf("\n");
+    std::fflush(stdout);
     std::fprintf(stderr, "[%s, batch %lld: %zu tokens, prefill %.1f ms, %.1f tokens/s, state %.2f MB]\n",
                  has_hybrid_layers(model) ? "linearized" : "softmax", (long long)o.batch, r.tokens.size(),
                  1e3 * r.prefill_seconds, r.tokens_per_second(), double(r.state_bytes) / 1e6);
