@@ -13,7 +13,6 @@
 
 namespace lincat {
 
-
 // The trained tensors of a linearized model (or of its students in transfer mode), with
 // their model-level names ("model.layers.N.self_attn.attn.feature_map_q.layer").
 std::vector<std::pair<std::string, torch::Tensor>> linearized_tensors(const LlamaModel& model);

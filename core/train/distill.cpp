@@ -94,24 +94,16 @@ DistillOutcome distill(Workspace& ws, const std::string& model_dir, const Distil
     int64_t run;
     if (resume_run) {
         run = *resume_run;
-        RunRecord r = ws.run(run);
-        if (r.kind != "distill") fail("run ", run, " is a '", r.kind, "' run, not distill");
-        if (r.status == "completed") fail("run ", run, " is already completed");
-        if (r.base_model_hash != hash) fail("run ", run, " was made from another base model than ", model_dir);
+        RunRecord r = resumable_run(ws, run, "distill", hash, model_dir);
         cfg = DistillConfig::from_json(r.config_json, "run " + std::to_string(run) + " config");
     } else {
-        if (cfg.steps <= 0 || cfg.batch_size <= 0 || cfg.grad_accum <= 0)
-            fail("distill: steps, batch and grad-accum must be positive");
-        if (!(cfg.lr > 0)) fail("distill: learning rate must be positive");
+        validate_schedule(cfg.schedule(), "distill");
         cfg.data.seed = cfg.seed;
         // Refuse bad options (layers, window, feature dim) before a run is recorded.
         linearized_parameter_count(load_model_config(model_dir + "/config.json"), cfg.linearize);
         run = ws.create_run("default", "distill", cfg.to_json(), hash);
     }
-    ws.set_run_pid(run, getpid());
-    ws.set_run_status(run, "running");
-    const std::string run_dir = ws.dir() + "/checkpoints/run-" + std::to_string(run);
-    fs::create_directories(run_dir);
+    const std::string run_dir = start_run(ws, run);
 
     // Build model, data, students, optimizer.
     LlamaModel model = load_llama(model_dir);

@@ -114,18 +114,10 @@ FinetuneOutcome finetune(Workspace& ws, const std::string& model_dir, const Fine
     int64_t run;
     if (resume_run) {
         run = *resume_run;
-        RunRecord r = ws.run(run);
-        if (r.kind != "finetune") fail("run ", run, " is a '", r.kind, "' run, not finetune");
-        if (r.status == "completed") fail("run ", run, " is already completed");
-        if (r.base_model_hash != hash) fail("run ", run, " was made from another base model than ", model_dir);
+        RunRecord r = resumable_run(ws, run, "finetune", hash, model_dir);
         cfg = FinetuneConfig::from_json(r.config_json, "run " + std::to_string(run) + " config");
     } else {
-        const TrainSchedule& s = cfg.schedule;
-        if (s.steps <= 0 || s.batch_size <= 0 || s.grad_accum <= 0)
-            fail("finetune: steps, batch and grad-accum must be positive");
-        if (!(s.lr > 0)) fail("finetune: learning rate must be positive");
-        if (s.eval_every <= 0 || s.checkpoint_every <= 0)
-            fail("finetune: eval and checkpoint intervals must be positive");
+        validate_schedule(cfg.schedule, "finetune");
         if (cfg.stage1_checkpoint.empty()) fail("finetune: no stage-1 checkpoint given");
         if (cfg.xent_factor < 0 || cfg.kd_factor < 0 || cfg.xent_factor + cfg.kd_factor <= 0)
             fail("finetune: xent and kd factors must be >= 0 and not both 0");
@@ -141,10 +133,7 @@ FinetuneOutcome finetune(Workspace& ws, const std::string& model_dir, const Fine
                 fail("finetune: LoRA target '", t, "' is not a Llama projection (q_proj ... down_proj)");
         run = ws.create_run("default", "finetune", cfg.to_json(), hash);
     }
-    ws.set_run_pid(run, getpid());
-    ws.set_run_status(run, "running");
-    const std::string run_dir = ws.dir() + "/checkpoints/run-" + std::to_string(run);
-    fs::create_directories(run_dir);
+    const std::string run_dir = start_run(ws, run);
 
     LlamaModel teacher = load_llama(model_dir);
     Tokenizer tok = Tokenizer::load_dir(model_dir);

@@ -27,7 +27,7 @@ struct FinetuneConfig {
     // overfit the 59K-token train split (held-out +4.4% vs +2.9% after stage 1), KD did not.
     double xent_factor = 0.0;
     double kd_factor = 1.0;
-    DataSpec data;                    // by default the stage-1 run's data
+    DataSpec data;  // by default the stage-1 run's data
     TrainSchedule schedule = default_schedule();
 
     static TrainSchedule default_schedule();

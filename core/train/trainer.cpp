@@ -1,5 +1,7 @@
 #include "train/trainer.h"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -53,6 +55,30 @@ void set_lr(torch::optim::AdamW& opt, double lr) {
 }
 
 }  // namespace
+
+void validate_schedule(const TrainSchedule& s, const std::string& what) {
+    if (s.steps <= 0 || s.batch_size <= 0 || s.grad_accum <= 0)
+        fail(what, ": steps, batch and grad-accum must be positive");
+    if (!(s.lr > 0)) fail(what, ": learning rate must be positive");
+    if (s.eval_every <= 0 || s.checkpoint_every <= 0) fail(what, ": eval and checkpoint intervals must be positive");
+}
+
+RunRecord resumable_run(const Workspace& ws, int64_t run, const std::string& kind, const std::string& hash,
+                        const std::string& model_dir) {
+    RunRecord r = ws.run(run);
+    if (r.kind != kind) fail("run ", run, " is a '", r.kind, "' run, not ", kind);
+    if (r.status == "completed") fail("run ", run, " is already completed");
+    if (r.base_model_hash != hash) fail("run ", run, " was made from another base model than ", model_dir);
+    return r;
+}
+
+std::string start_run(Workspace& ws, int64_t run) {
+    ws.set_run_pid(run, getpid());
+    ws.set_run_status(run, "running");
+    const std::string run_dir = ws.dir() + "/checkpoints/run-" + std::to_string(run);
+    fs::create_directories(run_dir);
+    return run_dir;
+}
 
 torch::Tensor batch_rows(const torch::Tensor& train, int64_t g, int64_t batch, uint64_t seed) {
     const int64_t n = train.size(0);

@@ -59,6 +59,16 @@ TrainOutcome train_loop(Workspace& ws, int64_t run, const std::string& run_dir, 
                         bool resume, const std::function<void(const TrainProgress&)>& on_progress,
                         const std::atomic<bool>* cancel);
 
+// Refuses a schedule with non-positive steps, batch, accumulation, intervals or learning rate.
+void validate_schedule(const TrainSchedule& schedule, const std::string& what);
+
+// The record of `run` if it can be resumed as a `kind` run of the model with fingerprint `hash`.
+RunRecord resumable_run(const Workspace& ws, int64_t run, const std::string& kind, const std::string& hash,
+                        const std::string& model_dir);
+
+// Marks the run as running in this process; returns its checkpoint folder (created).
+std::string start_run(Workspace& ws, int64_t run);
+
 // Rows of the train split for global micro-batch g: a fresh permutation per epoch (seeded).
 torch::Tensor batch_rows(const torch::Tensor& train, int64_t g, int64_t batch, uint64_t seed);
 
