@@ -47,8 +47,7 @@ int cmd_distill(const Argv& argv) {
     c.linearize.feature_dim = a.get_int("feature-dim", 64);
     c.linearize.affine = a.flag("affine");
     for (auto& l : split_list(a.get("layers"))) c.linearize.layers.push_back(parse_count(l, "--layers"));
-    for (auto& f : split_list(a.get("data")))
-        (f.size() > 6 && f.substr(f.size() - 6) == ".jsonl" ? c.data.jsonl_files : c.data.text_files).push_back(f);
+    add_data_files(c.data, a.get("data"));
     ModelConfig mc = load_model_config(model_dir + "/config.json");
     c.data.seq_len = a.get_int("seq-len", std::min<int64_t>(256, mc.max_position_embeddings));
     c.data.teacher_sequences = a.get_int("teacher-sequences", 256);

@@ -70,9 +70,7 @@ int cmd_finetune(const Argv& argv) {
         }
         if (a.has("data")) {
             c.data.text_files.clear(), c.data.jsonl_files.clear();
-            for (auto& f : split_list(a.get("data")))
-                (f.size() > 6 && f.substr(f.size() - 6) == ".jsonl" ? c.data.jsonl_files : c.data.text_files)
-                    .push_back(f);
+            add_data_files(c.data, a.get("data"));
         }
         read_lora_options(a, c);
         TrainSchedule& s = c.schedule;
@@ -131,8 +129,7 @@ int cmd_linearize(const Argv& argv) {
     d.linearize.window.kind = parse_window_kind(a.get("variant", "tk"));
     d.linearize.window.size = a.get_int("window", 64);
     d.linearize.feature_dim = a.get_int("feature-dim", 64);
-    for (auto& f : split_list(a.get("data")))
-        (f.size() > 6 && f.substr(f.size() - 6) == ".jsonl" ? d.data.jsonl_files : d.data.text_files).push_back(f);
+    add_data_files(d.data, a.get("data"));
     d.data.seq_len = a.get_int("seq-len", std::min<int64_t>(256, mc.max_position_embeddings));
     d.data.teacher_sequences = a.get_int("teacher-sequences", 256);
     d.steps = a.get_int("stage1-steps", 200);

@@ -38,6 +38,13 @@ std::function<void(const TrainProgress&)> progress_printer(const std::string& la
     };
 }
 
+void add_data_files(DataSpec& spec, const std::string& list) {
+    for (auto& f : split_list(list)) {
+        bool jsonl = f.size() > 6 && f.compare(f.size() - 6, 6, ".jsonl") == 0;
+        (jsonl ? spec.jsonl_files : spec.text_files).push_back(f);
+    }
+}
+
 std::string checkpoint_from_args(const Args& a) {
     if (a.has("checkpoint") && a.has("run")) fail("give --checkpoint DIR or --run N, not both");
     if (a.has("checkpoint")) return a.get("checkpoint");

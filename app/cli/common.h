@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cli/args.h"
+#include "data/dataset.h"
 #include "train/trainer.h"
 
 namespace lincat::cli {
@@ -14,6 +15,9 @@ std::string duration_text(double seconds);
 
 // A progress bar on a terminal (stderr), a line every 10 steps otherwise.
 std::function<void(const TrainProgress&)> progress_printer(const std::string& label);
+
+// --data's comma-separated files into a DataSpec: *.jsonl as Alpaca records, the rest as text.
+void add_data_files(DataSpec& spec, const std::string& list);
 
 // The checkpoint folder named by --checkpoint DIR, or by --run N (+ --workspace WS: the run's
 // best checkpoint, else its last); "" when neither is given.

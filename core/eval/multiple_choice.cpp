@@ -1,11 +1,8 @@
 #include "eval/multiple_choice.h"
 
 #include <cmath>
-#include <filesystem>
 
 #include "util/error.h"
-#include "util/file.h"
-#include "util/json.h"
 
 namespace lincat {
 

@@ -105,7 +105,7 @@ TEST(Cli, BenchDecodeStateIsFlatForTheLinearizedModelAndGrowsForTheTeacher) {
     Result r = lincat::test::run_command(std::string(LINCAT_BINARY_DIR) +
                                          "/lincat bench decode --context 128,512 --steps 2 --json 2>/dev/null");
     ASSERT_EQ(r.code, 0) << r.out;
-    json rows = json::parse(r.out);
+    json rows = parse_json(r.out, "bench decode --json");
     ASSERT_EQ(rows.size(), 2u);
     EXPECT_EQ(rows[0]["linear_state_bytes"], rows[1]["linear_state_bytes"]);  // constant in context
     // KV cache: 2 (k, v) x 6 layers x 288 x 4 bytes per token.
@@ -131,9 +131,9 @@ TEST(Cli, FinetuneEvalGenerateAndExportThroughTheWorkspace) {
         lincat::test::run_command(std::string(LINCAT_BINARY_DIR) + "/lincat eval --workspace " + ws +
                                   " --run 2 --max-rows 2 --json --output " + d.file("eval.json") + " 2>/dev/null");
     ASSERT_EQ(e.code, 0) << e.out;
-    json doc = json::parse(e.out);
+    json doc = parse_json(e.out, "eval --json");
     EXPECT_EQ(doc["layer_mse"].size(), 6u);
-    EXPECT_EQ(json::parse(lincat::read_file(d.file("eval.json")))["kl"], doc["kl"]);
+    EXPECT_EQ(parse_json(lincat::read_file(d.file("eval.json")), "eval.json")["kl"], doc["kl"]);
     r = run("generate --workspace " + ws + " --run 2 --max-new-tokens 8 --prompt \"Once upon a time\"");
     ASSERT_EQ(r.code, 0) << r.out;
     EXPECT_NE(r.out.find("linearized"), std::string::npos) << r.out;
