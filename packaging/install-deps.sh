@@ -10,7 +10,14 @@ packages=(
 )
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 # --hardening: also clang and libFuzzer for the sanitizer and fuzz steps (.ci/run, tests/fuzz/run.sh).
-[ "${1:-}" = "--hardening" ] && packages+=(clang libclang-rt-14-dev)
+# --slurm: also a Slurm controller, node daemon and munge for the localhost Slurm test.
+for flag in "$@"; do
+  case "$flag" in
+    --hardening) packages+=(clang libclang-rt-14-dev) ;;
+    --slurm) packages+=(slurmctld slurmd slurm-client munge) ;;
+    *) echo "install-deps: unknown option $flag (--hardening, --slurm)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do

@@ -6,14 +6,15 @@
 #include "cli/common.h"
 #include "model/model_dir.h"
 #include "train/distill.h"
+#include "cli/distill_blocks.h"
 #include "util/error.h"
 #include "util/json.h"
 
 namespace lincat::cli {
 
-int cmd_distill(const Argv& argv) {
-    Args a("distill",
-           {{"model", "model folder or cache name", false, "default"},
+// Training options shared by joint and block-wise stage 1.
+static std::vector<OptionSpec> distill_options() {
+    return {{"model", "model folder or cache name", false, "default"},
             {"workspace", "workspace folder (created if missing)"},
             {"data", "comma-separated text / .jsonl (Alpaca) files", false, "text sampled from the teacher"},
             {"steps", "optimizer steps", false, "200"},
@@ -35,11 +36,14 @@ int cmd_distill(const Argv& argv) {
             {"checkpoint-every", "steps between checkpoints", false, "25"},
             {"seed", "seed for feature maps and data order", false, "0"},
             {"resume", "continue run RUN from its last checkpoint"},
-            {"json", "print one JSON object with the results on stdout", true}},
-           argv);
-    if (!a.has("workspace")) fail("--workspace DIR is required\n", a.help());
-    std::string model_dir = resolve_model_dir(a.get("model", "default"));
-    Workspace ws = Workspace::open(a.get("workspace"));
+            {"states", "block-wise: a state dump folder (lincat dump-states)"},
+            {"block", "block-wise: train only this block (resumes its unfinished run)"},
+            {"parallel", "block-wise without --block: blocks trained at once as local processes", false, "1"},
+            {"fresh", "block-wise: start a new run even if the block has one", true},
+            {"json", "print one JSON object with the results on stdout", true}};
+}
+
+static DistillConfig distill_config_from_args(const Args& a, const std::string& model_dir) {
     DistillConfig c;
     c.linearize.window.kind = parse_window_kind(a.get("variant", "tk"));
     c.linearize.window.size = a.get_int("window", 64);
@@ -67,11 +71,11 @@ int cmd_distill(const Argv& argv) {
     if (c.linearize.window.size <= 0) fail("--window must be positive");
     if (c.linearize.feature_dim <= 0) fail("--feature-dim must be positive");
     if (c.eval_every <= 0 || c.checkpoint_every <= 0) fail("--eval-every and --checkpoint-every must be positive");
-    std::optional<int64_t> resume;
-    if (a.has("resume")) resume = a.get_int("resume", 0);
+    return c;
+}
 
-    DistillOutcome o = distill(ws, model_dir, c, resume, progress_printer("distill"));
-    if (a.flag("json")) {
+void print_distill_outcome(const DistillOutcome& o, bool as_json, bool with_ppl) {
+    if (as_json) {
         json j = {{"run", o.run},
                   {"status", o.status},
                   {"steps", o.steps},
@@ -79,11 +83,10 @@ int cmd_distill(const Argv& argv) {
                   {"layers", o.layers},
                   {"layer_mse_initial", o.layer_mse_initial},
                   {"layer_mse_final", o.layer_mse_final},
-                  {"teacher_ppl", o.teacher_ppl},
-                  {"student_ppl", o.student_ppl},
                   {"checkpoint", o.checkpoint}};
+        if (with_ppl) j["teacher_ppl"] = o.teacher_ppl, j["student_ppl"] = o.student_ppl;
         std::printf("%s\n", j.dump().c_str());
-        return 0;
+        return;
     }
     std::printf("run %lld %s: %lld steps, %lld tokens\n", (long long)o.run, o.status.c_str(), (long long)o.steps,
                 (long long)o.tokens);
@@ -91,8 +94,25 @@ int cmd_distill(const Argv& argv) {
     for (size_t i = 0; i < o.layers.size() && i < o.layer_mse_final.size(); ++i)
         std::printf("%6lld %14.6g %14.6g %8.1fx\n", (long long)o.layers[i], o.layer_mse_initial[i],
                     o.layer_mse_final[i], o.layer_mse_initial[i] / o.layer_mse_final[i]);
-    std::printf("held-out perplexity: teacher %.3f, student %.3f (%+.1f%%)\ncheckpoint: %s\n", o.teacher_ppl,
-                o.student_ppl, 100.0 * (o.student_ppl / o.teacher_ppl - 1), o.checkpoint.c_str());
+    if (with_ppl)
+        std::printf("held-out perplexity: teacher %.3f, student %.3f (%+.1f%%)\n", o.teacher_ppl, o.student_ppl,
+                    100.0 * (o.student_ppl / o.teacher_ppl - 1));
+    std::printf("checkpoint: %s\n", o.checkpoint.c_str());
+}
+
+int cmd_distill(const Argv& argv) {
+    Args a("distill", distill_options(), argv);
+    if (!a.has("workspace")) fail("--workspace DIR is required\n", a.help());
+    std::string model_dir = resolve_model_dir(a.get("model", "default"));
+    Workspace ws = Workspace::open(a.get("workspace"));
+    DistillConfig c = distill_config_from_args(a, model_dir);
+    if (a.has("states")) return distill_blocks(a, argv, ws, model_dir, c);
+    if (a.has("block") || a.has("parallel")) fail("--block and --parallel need --states DIR (a state dump)");
+    std::optional<int64_t> resume;
+    if (a.has("resume")) resume = a.get_int("resume", 0);
+
+    DistillOutcome o = distill(ws, model_dir, c, resume, progress_printer("distill"));
+    print_distill_outcome(o, a.flag("json"), true);
     return 0;
 }
 

@@ -1,5 +1,6 @@
 // lincat plan: the k-block planner as a table or JSON.
 #include <cstdio>
+#include <filesystem>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -21,7 +22,7 @@ static std::string si(double bytes) {
 int cmd_plan(const Argv& argv) {
     Args a("plan",
            {{"preset", "llama-3.1-8b, llama-3.1-70b, llama-3.1-405b, llama-3-8b, mistral-7b, stories15m"},
-            {"config", "a model's config.json instead of a preset"},
+            {"config", "a model's config.json, folder or cache name instead of a preset"},
             {"tokens", "training tokens", false, "50M"},
             {"k", "show only this block size"},
             {"bytes", "bytes per saved value", false, "2"},
@@ -34,9 +35,15 @@ int cmd_plan(const Argv& argv) {
             {"json", "print a JSON object", true}},
            argv);
     PlanInput in;
-    if (a.has("config"))
-        in.model = plan_model_from_config(load_model_config(a.get("config")), a.get("config"));
-    else if (a.has("preset"))
+    if (a.has("config")) {
+        // A config.json, a model folder, or a cache name ("default").
+        std::string path = a.get("config");
+        if (std::filesystem::is_directory(path))
+            path += "/config.json";
+        else if (!std::filesystem::exists(path))
+            path = resolve_model_dir(path) + "/config.json";
+        in.model = plan_model_from_config(load_model_config(path), path);
+    } else if (a.has("preset"))
         in.model = plan_preset(a.get("preset"));
     else
         fail("give --preset NAME or --config FILE\n", a.help());

@@ -25,6 +25,9 @@ static void usage() {
                  "  eval            teacher vs linearized: perplexity, top-1, KL, layer MSE, multiple choice\n"
                  "  export          merge LoRA into the weights and write a whole Hugging Face folder\n"
                  "  plan            k-block planner: disk, GPU memory and time of block-wise stage 1\n"
+                 "  dump-states     block-wise: save the hidden state entering each block of k layers\n"
+                 "  stitch          block-wise: merge the trained blocks into one stage-1 run\n"
+                 "  slurm           block-wise: write sbatch scripts (dump, block array, stitch) from a plan\n"
                  "  bench           benchmarks (bench attention, bench decode)\n");
 }
 
@@ -44,6 +47,9 @@ int main(int argc, char** argv) {
         {"eval", cmd_eval},
         {"export", cmd_export},
         {"plan", cmd_plan},
+        {"dump-states", cmd_dump_states},
+        {"stitch", cmd_stitch},
+        {"slurm", cmd_slurm},
         {"bench", cmd_bench},
     };
     auto it = commands.find(argv[1]);

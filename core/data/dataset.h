@@ -19,6 +19,10 @@ struct DataSpec {
     double eval_fraction = 0.1;  // the last sequences form the held-out split
 };
 
+// {"text_files", "jsonl_files", "teacher_sequences", "seq_len", "seed", "eval_fraction"}.
+std::string data_spec_to_json(const DataSpec& spec);
+DataSpec data_spec_from_json(const std::string& text, const std::string& label);
+
 struct TokenData {
     torch::Tensor train;  // (N, seq_len) int64
     torch::Tensor eval;   // (M, seq_len) int64

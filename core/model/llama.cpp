@@ -119,6 +119,21 @@ torch::Tensor LlamaModelImpl::hidden(const torch::Tensor& tokens, ModelState* st
     return model->norm(x);
 }
 
+torch::Tensor LlamaModelImpl::embed(const torch::Tensor& tokens) {
+    if (tokens.dim() != 2) fail("model embed: tokens must be (batch, time), got ", tokens.sizes());
+    return model->embed_tokens(tokens);
+}
+
+torch::Tensor LlamaModelImpl::run_layers(const torch::Tensor& x, int64_t first, int64_t last) {
+    if (first < 0 || last > config_.num_hidden_layers || first >= last)
+        fail("run_layers: layers [", first, ", ", last, ") are not inside [0, ", config_.num_hidden_layers, ")");
+    if (x.dim() != 3 || x.size(2) != config_.hidden_size)
+        fail("run_layers: hidden states must be (batch, time, ", config_.hidden_size, "), got ", x.sizes());
+    torch::Tensor h = x;
+    for (int64_t i = first; i < last; ++i) h = layer(i)->forward(h, rope_, 0, nullptr, tap_);
+    return h;
+}
+
 torch::Tensor LlamaModelImpl::lm_head_forward(const torch::Tensor& h) {
     auto w = lm_head ? lm_head->weight : model->embed_tokens->weight;
     return torch::matmul(h, w.t()).to(torch::kFloat32);

@@ -87,6 +87,10 @@ class LlamaModelImpl : public torch::nn::Module {
     // Hidden states (B, T, C) after the final norm (no LM head).
     torch::Tensor hidden(const torch::Tensor& tokens, ModelState* state = nullptr);
     torch::Tensor lm_head_forward(const torch::Tensor& h);
+    // Block-wise training (DESIGN.md 1.6): the embeddings of tokens, and layers [first, last)
+    // applied to x, the hidden state (B, T, C) entering layer `first` (whole sequences, no state).
+    torch::Tensor embed(const torch::Tensor& tokens);
+    torch::Tensor run_layers(const torch::Tensor& x, int64_t first, int64_t last);
 
     ModelState new_state() const;
     const ModelConfig& config() const { return config_; }

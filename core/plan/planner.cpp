@@ -127,12 +127,23 @@ std::string plan_to_json(const Plan& p) {
                         {"fits_disk", r.fits_disk},
                         {"fits", r.fits}});
     const PlanInput& in = p.input;
-    json j = {{"model", in.model.name},
+    const PlanModel& m = in.model;
+    json j = {{"model", m.name},
+              {"model_shape",
+               {{"layers", m.layers},
+                {"hidden", m.hidden},
+                {"heads", m.heads},
+                {"kv_heads", m.kv_heads},
+                {"head_dim", m.head_dim},
+                {"intermediate", m.intermediate},
+                {"vocab", m.vocab}}},
               {"input",
                {{"tokens", in.tokens},
                 {"bytes_per_value", in.bytes_per_value},
                 {"seq_len", in.seq_len},
                 {"micro_batch", in.micro_batch},
+                {"window", in.window},
+                {"feature_dim", in.feature_dim},
                 {"gpu_bytes", in.gpu_bytes},
                 {"gpus", in.gpus},
                 {"gpu_flops", in.gpu_flops},
@@ -142,6 +153,91 @@ std::string plan_to_json(const Plan& p) {
               {"recommended_k", p.recommended_k == 0 ? json(nullptr) : json(p.recommended_k)},
               {"reason", p.reason}};
     return j.dump(1);
+}
+
+static double plan_number(const json& j, const std::string& field, double lo, double hi, const std::string& label) {
+    double v = json_get<double>(j, field, label);
+    if (!std::isfinite(v) || v < lo || v > hi) fail(label, ": ", field, " = ", v, " is outside [", lo, ", ", hi, "]");
+    return v;
+}
+
+static int64_t plan_int(const json& j, const std::string& field, int64_t lo, int64_t hi, const std::string& label) {
+    int64_t v = json_get<int64_t>(j, field, label);
+    if (v < lo || v > hi) fail(label, ": ", field, " = ", v, " is outside [", lo, ", ", hi, "]");
+    return v;
+}
+
+Plan plan_from_json(const std::string& text, const std::string& label) {
+    if (text.size() > (16u << 20)) fail(label, ": plan larger than 16 MB");
+    json j = parse_json(text, label);
+    if (!j.is_object()) fail(label, ": a plan must be a JSON object (from lincat plan --json)");
+    Plan p;
+    PlanModel& m = p.input.model;
+    m.name = json_get<std::string>(j, "model", label);
+    json shape = json_get<json>(j, "model_shape", label);
+    if (!shape.is_object()) fail(label, ": model_shape must be an object");
+    const std::string sl = label + " model_shape";
+    m.layers = plan_int(shape, "layers", 1, 1 << 16, sl);
+    m.hidden = plan_int(shape, "hidden", 1, 1 << 20, sl);
+    m.heads = plan_int(shape, "heads", 1, 1 << 16, sl);
+    m.kv_heads = plan_int(shape, "kv_heads", 1, m.heads, sl);
+    m.head_dim = plan_int(shape, "head_dim", 1, 1 << 16, sl);
+    m.intermediate = plan_int(shape, "intermediate", 1, 1 << 24, sl);
+    m.vocab = plan_int(shape, "vocab", 1, 1 << 24, sl);
+    json in = json_get<json>(j, "input", label);
+    if (!in.is_object()) fail(label, ": input must be an object");
+    const std::string il = label + " input";
+    PlanInput& pi = p.input;
+    pi.tokens = plan_int(in, "tokens", 1, int64_t(1) << 50, il);
+    pi.bytes_per_value = plan_number(in, "bytes_per_value", 0.125, 16, il);
+    pi.seq_len = plan_int(in, "seq_len", 1, 1 << 24, il);
+    pi.micro_batch = plan_int(in, "micro_batch", 1, 1 << 20, il);
+    pi.window = json_get_or<int64_t>(in, "window", pi.window, il);
+    pi.feature_dim = json_get_or<int64_t>(in, "feature_dim", pi.feature_dim, il);
+    pi.gpu_bytes = plan_number(in, "gpu_bytes", 1, 1e18, il);
+    pi.gpus = plan_int(in, "gpus", 1, 1 << 24, il);
+    pi.gpu_flops = plan_number(in, "gpu_flops", 1, 1e20, il);
+    pi.utilization = plan_number(in, "utilization", 1e-6, 1, il);
+    pi.disk_limit_bytes = plan_number(in, "disk_limit_bytes", 0, 1e21, il);
+    json rows = json_get<json>(j, "rows", label);
+    if (!rows.is_array()) fail(label, ": rows must be an array");
+    if (rows.size() > size_t(m.layers)) fail(label, ": ", rows.size(), " rows for a ", m.layers, "-layer model");
+    for (size_t i = 0; i < rows.size(); ++i) {
+        const json& r = rows[i];
+        const std::string rl = label + " rows[" + std::to_string(i) + "]";
+        if (!r.is_object()) fail(rl, ": must be an object");
+        PlanRow row;
+        row.k = plan_int(r, "k", 1, m.layers, rl);
+        row.blocks = plan_int(r, "blocks", 1, m.layers, rl);
+        if (row.blocks != (m.layers + row.k - 1) / row.k)
+            fail(rl, ": blocks = ", row.blocks, " but ceil(", m.layers, " / ", row.k,
+                 ") = ", (m.layers + row.k - 1) / row.k);
+        row.disk_bytes = plan_number(r, "disk_bytes", 0, 1e24, rl);
+        row.gpu_bytes_per_block = plan_number(r, "gpu_bytes_per_block", 0, 1e24, rl);
+        row.weights_bytes = json_get_or<double>(r, "weights_bytes", 0, rl);
+        row.optimizer_bytes = json_get_or<double>(r, "optimizer_bytes", 0, rl);
+        row.activation_bytes = json_get_or<double>(r, "activation_bytes", 0, rl);
+        row.dump_hours = plan_number(r, "dump_hours", 0, 1e9, rl);
+        row.block_hours = plan_number(r, "block_hours", 0, 1e9, rl);
+        row.hours_wall = plan_number(r, "hours_wall", 0, 1e9, rl);
+        row.fits_gpu = json_get<bool>(r, "fits_gpu", rl);
+        row.fits_disk = json_get<bool>(r, "fits_disk", rl);
+        row.fits = json_get<bool>(r, "fits", rl);
+        for (auto& prev : p.rows)
+            if (prev.k == row.k) fail(rl, ": k = ", row.k, " is listed twice");
+        p.rows.push_back(row);
+    }
+    p.recommended_k = j.contains("recommended_k") && !j.at("recommended_k").is_null()
+                          ? plan_int(j, "recommended_k", 1, m.layers, label)
+                          : 0;
+    p.reason = json_get_or<std::string>(j, "reason", "", label);
+    return p;
+}
+
+const PlanRow* Plan::row(int64_t k) const {
+    for (auto& r : rows)
+        if (r.k == k) return &r;
+    return nullptr;
 }
 
 }  // namespace lincat

@@ -51,10 +51,14 @@ struct Plan {
     std::vector<PlanRow> rows;  // k = 1..L
     int64_t recommended_k = 0;  // 0 when nothing fits
     std::string reason;
+    const PlanRow* row(int64_t k) const;  // nullptr when the plan has no row for k
 };
 
 PlanRow plan_row(const PlanInput& input, int64_t k);  // throws for k outside [1, L]
 Plan make_plan(const PlanInput& input);
 std::string plan_to_json(const Plan& plan);
+// Reads back what plan_to_json wrote (e.g. a plan file given to `lincat slurm --plan`), with
+// every number range-checked; errors name `label` and the field.
+Plan plan_from_json(const std::string& text, const std::string& label);
 
 }  // namespace lincat

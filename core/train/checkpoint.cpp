@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <map>
 
 #include "model/weights.h"
 #include "train/transfer.h"
@@ -100,6 +101,27 @@ static void load_named_tensors(const std::string& file,
 void load_linear_tensors(LlamaModel& model, const std::string& dir) {
     verify_checksum(dir, "linear.safetensors");
     load_named_tensors(dir + "/linear.safetensors", linearized_tensors(model), "the linearization");
+}
+
+std::vector<std::string> load_linear_tensors_into(LlamaModel& model, const std::string& dir) {
+    verify_checksum(dir, "linear.safetensors");
+    const std::string file = dir + "/linear.safetensors";
+    std::map<std::string, torch::Tensor> params;
+    for (auto& [name, t] : linearized_tensors(model)) params[name] = t;
+    WeightStore w = WeightStore::open_file(file);
+    torch::NoGradGuard ng;
+    std::vector<std::string> loaded;
+    for (auto& name : w.names()) {
+        auto it = params.find(name);
+        if (it == params.end()) fail(file, ": tensor '", name, "' has no place in the linearized model");
+        auto t = w.get(name, it->second.scalar_type());
+        if (t.sizes() != it->second.sizes())
+            fail(file, ": tensor '", name, "' has shape ", shape_str(t.sizes()), ", the model expects ",
+                 shape_str(it->second.sizes()));
+        it->second.copy_(t);
+        loaded.push_back(name);
+    }
+    return loaded;
 }
 
 std::optional<LoraOptions> checkpoint_lora(const std::string& dir) {

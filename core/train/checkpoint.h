@@ -30,6 +30,9 @@ std::string save_linear_checkpoint(const std::string& dir, const LlamaModel& mod
 LlamaModel load_linearized(const std::string& model_dir, const std::string& checkpoint_dir,
                            torch::Dtype dtype = torch::kFloat32, bool merge_adapters = true);
 void load_linear_tensors(LlamaModel& model, const std::string& checkpoint_dir);
+// Loads every tensor of a (block) checkpoint into the matching linearized tensor of the model,
+// which may hold more; each must exist there with its shape. Returns the names loaded.
+std::vector<std::string> load_linear_tensors_into(LlamaModel& model, const std::string& checkpoint_dir);
 // Loads adapter.safetensors into adapters already attached with the checkpoint's options.
 void load_lora_tensors(LlamaModel& model, const std::string& checkpoint_dir);
 // The LoRA options of a stage-2 checkpoint, or nullopt for a stage-1 one.

@@ -42,7 +42,8 @@ std::string DistillConfig::to_json() const {
               {"checkpoint_every", checkpoint_every},
               {"plateau_factor", plateau_factor},
               {"plateau_patience", plateau_patience},
-              {"seed", seed}};
+              {"seed", seed},
+              {"data_seed", data.seed}};
     return j.dump();
 }
 
@@ -73,7 +74,7 @@ DistillConfig DistillConfig::from_json(const std::string& text, const std::strin
     c.plateau_factor = json_get<double>(j, "plateau_factor", label);
     c.plateau_patience = json_get<int64_t>(j, "plateau_patience", label);
     c.seed = uint64_t(json_get<int64_t>(j, "seed", label));
-    c.data.seed = c.seed;
+    c.data.seed = uint64_t(json_get_or<int64_t>(j, "data_seed", int64_t(c.seed), label));  // older runs: same seed
     return c;
 }
 
@@ -117,19 +118,9 @@ DistillOutcome distill(Workspace& ws, const std::string& model_dir, const Distil
     }
     torch::manual_seed(cfg.seed);
     linearize(model, cfg.linearize);  // fresh hybrid cores with seeded feature maps
-    std::vector<int64_t> layers;
-    std::vector<std::shared_ptr<TransferAttentionImpl>> transfer;
-    for (int64_t l = 0; l < model->num_layers(); ++l) {
-        auto hybrid = std::dynamic_pointer_cast<HybridAttentionImpl>(model->layer(l)->self_attn->core());
-        if (!hybrid) continue;
-        auto t = std::make_shared<TransferAttentionImpl>(hybrid, model->config().sliding_window, cfg.xent_factor > 0);
-        model->layer(l)->self_attn->set_core(t);
-        transfer.push_back(t);
-        layers.push_back(l);
-    }
-    std::vector<torch::Tensor> params;
-    for (auto& t : transfer)
-        for (auto& p : t->student->parameters()) params.push_back(p);
+    TransferLayers transfer = wrap_for_transfer(model, cfg.xent_factor > 0);
+    const std::vector<int64_t>& layers = transfer.layers;
+    std::vector<torch::Tensor> params = transfer.parameters();
     // Fingerprint of every frozen (base) tensor: checked unchanged when training ends.
     auto frozen_fingerprint = [&] {
         torch::NoGradGuard ng;
@@ -149,29 +140,21 @@ DistillOutcome distill(Workspace& ws, const std::string& model_dir, const Distil
     };
     TrainHooks hooks;
     // Loss: the layers' mean output MSE x mse_factor (+ the optional attention cross-entropy).
-    hooks.loss = [&](const torch::Tensor& x, std::vector<double>& layer) {
+    hooks.loss = [&](const torch::Tensor& x, const torch::Tensor&, std::vector<double>& layer) {
         {
             torch::NoGradGuard ng;  // the teacher path; each student builds its own graph
             model->hidden(x);
         }
-        std::vector<torch::Tensor> m;
-        for (auto& t : transfer) m.push_back(t->last_mse);
-        for (auto& t : m) layer.push_back(t.item<double>());
-        auto loss = cfg.mse_factor * torch::stack(m).mean();
-        if (cfg.xent_factor > 0) {
-            std::vector<torch::Tensor> xs;
-            for (auto& t : transfer) xs.push_back(t->last_xent);
-            loss = loss + cfg.xent_factor * torch::stack(xs).mean();
-        }
-        return loss;
+        return transfer.loss(cfg.mse_factor, cfg.xent_factor, layer);
     };
     hooks.evaluate = [&](std::vector<double>& layer) {
-        layer.assign(transfer.size(), 0.0);
+        layer.assign(transfer.cores.size(), 0.0);
         const int64_t n = data.eval.size(0);
         for (int64_t s = 0; s < n; s += cfg.batch_size) {
             const int64_t b = std::min(cfg.batch_size, n - s);
             model->hidden(data.eval.narrow(0, s, b));
-            for (size_t i = 0; i < transfer.size(); ++i) layer[i] += transfer[i]->last_mse.item<double>() * double(b);
+            for (size_t i = 0; i < transfer.cores.size(); ++i)
+                layer[i] += transfer.cores[i]->last_mse.item<double>() * double(b);
         }
         for (auto& v : layer) v /= double(n);
         return cfg.mse_factor * mean(layer);

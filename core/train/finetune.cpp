@@ -156,7 +156,7 @@ FinetuneOutcome finetune(Workspace& ws, const std::string& model_dir, const Fine
         for (auto& [name, t] : linearized_tensors(model)) params.push_back(t);
 
     TrainHooks hooks;
-    hooks.loss = [&](const torch::Tensor& x, std::vector<double>&) {
+    hooks.loss = [&](const torch::Tensor& x, const torch::Tensor&, std::vector<double>&) {
         set_lora_training(model, true);
         auto in = x.narrow(1, 0, x.size(1) - 1);
         auto logits = model->forward(in).reshape({-1, model->config().vocab_size});

@@ -80,8 +80,7 @@ std::string start_run(Workspace& ws, int64_t run) {
     return run_dir;
 }
 
-torch::Tensor batch_rows(const torch::Tensor& train, int64_t g, int64_t batch, uint64_t seed) {
-    const int64_t n = train.size(0);
+torch::Tensor batch_indices(int64_t n, int64_t g, int64_t batch, uint64_t seed) {
     std::vector<int64_t> idx;
     int64_t perm_epoch = -1;
     torch::Tensor perm;
@@ -94,7 +93,11 @@ torch::Tensor batch_rows(const torch::Tensor& train, int64_t g, int64_t batch, u
         }
         idx.push_back(perm[flat % n].item<int64_t>());
     }
-    return train.index_select(0, torch::tensor(idx));
+    return torch::tensor(idx);
+}
+
+torch::Tensor batch_rows(const torch::Tensor& train, int64_t g, int64_t batch, uint64_t seed) {
+    return train.index_select(0, batch_indices(train.size(0), g, batch, seed));
 }
 
 TrainOutcome train_loop(Workspace& ws, int64_t run, const std::string& run_dir, const TrainSchedule& cfg,
@@ -154,9 +157,10 @@ TrainOutcome train_loop(Workspace& ws, int64_t run, const std::string& run_dir, 
             double loss_sum = 0;
             std::vector<double> step_layer;
             for (int64_t micro = 0; micro < cfg.grad_accum; ++micro) {
-                auto x = batch_rows(train, st.step * cfg.grad_accum + micro, cfg.batch_size, cfg.seed);
+                auto rows = batch_indices(train.size(0), st.step * cfg.grad_accum + micro, cfg.batch_size, cfg.seed);
+                auto x = train.index_select(0, rows);
                 std::vector<double> layer;
-                auto loss = hooks.loss(x, layer) / double(cfg.grad_accum);
+                auto loss = hooks.loss(x, rows, layer) / double(cfg.grad_accum);
                 loss.backward();
                 loss_sum += loss.item<double>();
                 step_layer.resize(layer.size(), 0.0);

@@ -34,8 +34,9 @@ struct TrainProgress {
 };
 
 struct TrainHooks {
-    // Loss of one micro-batch x (B, T) with its graph; fills per-layer figures for the record.
-    std::function<torch::Tensor(const torch::Tensor& x, std::vector<double>& layer)> loss;
+    // Loss of one micro-batch x (B, T) with its graph; `rows` are x's row indices in the train
+    // split (block-wise training reads saved states by row). Fills per-layer figures.
+    std::function<torch::Tensor(const torch::Tensor& x, const torch::Tensor& rows, std::vector<double>& layer)> loss;
     // Held-out loss (the plateau metric) and its per-layer figures.
     std::function<double(std::vector<double>& layer)> evaluate;
     // Writes the trained tensors as a checkpoint folder (atomically); returns its sha256.
@@ -69,7 +70,9 @@ RunRecord resumable_run(const Workspace& ws, int64_t run, const std::string& kin
 // Marks the run as running in this process; returns its checkpoint folder (created).
 std::string start_run(Workspace& ws, int64_t run);
 
-// Rows of the train split for global micro-batch g: a fresh permutation per epoch (seeded).
+// Row indices of global micro-batch g among n rows: a fresh permutation per epoch (seeded).
+torch::Tensor batch_indices(int64_t n, int64_t g, int64_t batch, uint64_t seed);
+// Those rows of the train split.
 torch::Tensor batch_rows(const torch::Tensor& train, int64_t g, int64_t batch, uint64_t seed);
 
 }  // namespace lincat

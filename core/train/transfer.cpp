@@ -34,4 +34,37 @@ std::unique_ptr<AttentionState> TransferAttentionImpl::new_state() const {
     return student->new_state();
 }
 
+std::vector<torch::Tensor> TransferLayers::parameters() const {
+    std::vector<torch::Tensor> params;
+    for (auto& t : cores)
+        for (auto& p : t->student->parameters()) params.push_back(p);
+    return params;
+}
+
+torch::Tensor TransferLayers::loss(double mse_factor, double xent_factor, std::vector<double>& layer_mse) const {
+    std::vector<torch::Tensor> m;
+    for (auto& t : cores) m.push_back(t->last_mse);
+    for (auto& t : m) layer_mse.push_back(t.item<double>());
+    auto loss = mse_factor * torch::stack(m).mean();
+    if (xent_factor > 0) {
+        std::vector<torch::Tensor> xs;
+        for (auto& t : cores) xs.push_back(t->last_xent);
+        loss = loss + xent_factor * torch::stack(xs).mean();
+    }
+    return loss;
+}
+
+TransferLayers wrap_for_transfer(LlamaModel& model, bool xent) {
+    TransferLayers out;
+    for (int64_t l = 0; l < model->num_layers(); ++l) {
+        auto hybrid = std::dynamic_pointer_cast<HybridAttentionImpl>(model->layer(l)->self_attn->core());
+        if (!hybrid) continue;
+        auto t = std::make_shared<TransferAttentionImpl>(hybrid, model->config().sliding_window, xent);
+        model->layer(l)->self_attn->set_core(t);
+        out.cores.push_back(t);
+        out.layers.push_back(l);
+    }
+    return out;
+}
+
 }  // namespace lincat

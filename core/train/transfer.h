@@ -4,6 +4,7 @@
 #pragma once
 
 #include "attention/hybrid.h"
+#include "model/llama.h"
 
 namespace lincat {
 
@@ -25,5 +26,18 @@ class TransferAttentionImpl : public AttentionCoreImpl {
     int64_t sliding_window_;
     bool xent_;
 };
+
+// Every hybrid layer of a model wrapped for attention transfer: the students' parameters and
+// the stage-1 loss over the layers' last forward.
+struct TransferLayers {
+    std::vector<int64_t> layers;
+    std::vector<std::shared_ptr<TransferAttentionImpl>> cores;
+
+    std::vector<torch::Tensor> parameters() const;
+    // mse_factor x mean layer MSE (+ xent_factor x mean attention cross-entropy); fills the
+    // per-layer MSE of the last forward.
+    torch::Tensor loss(double mse_factor, double xent_factor, std::vector<double>& layer_mse) const;
+};
+TransferLayers wrap_for_transfer(LlamaModel& model, bool xent);
 
 }  // namespace lincat

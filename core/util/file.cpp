@@ -74,6 +74,31 @@ void AtomicFileWriter::write(const void* bytes, size_t n) {
     }
 }
 
+void append_line_durable(const std::string& path, std::string_view line) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) fail(path, ": cannot open for appending: ", std::strerror(errno));
+    std::string bytes = std::string(line) + "\n";
+    const char* p = bytes.data();
+    size_t n = bytes.size();
+    while (n > 0) {
+        ssize_t w = ::write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) {
+            int e = errno;
+            ::close(fd);
+            fail(path, ": append failed: ", std::strerror(e));
+        }
+        p += w;
+        n -= size_t(w);
+    }
+    if (fsync(fd) != 0) {
+        int e = errno;
+        ::close(fd);
+        fail(path, ": fsync failed: ", std::strerror(e));
+    }
+    ::close(fd);
+}
+
 void AtomicFileWriter::commit() {
     if (fsync(fd_) != 0) fail(path_, ": fsync failed: ", std::strerror(errno));
     if (::close(fd_) != 0) {

@@ -31,6 +31,10 @@ std::string read_file(const std::string& path, size_t max_bytes = size_t(1) << 3
 // errno text on any failure (ENOSPC included) and removes the temp file.
 void write_file_atomic(const std::string& path, std::string_view bytes);
 
+// Appends `line` plus '\n' to `path` (created if missing) and fsyncs: a journal of finished
+// work. A crash can leave at most a torn last line, which readers must ignore.
+void append_line_durable(const std::string& path, std::string_view line);
+
 // Streaming variant for large files: the writer callback gets a function to append bytes.
 class AtomicFileWriter {
   public:

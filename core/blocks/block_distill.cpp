@@ -1,0 +1,132 @@
+#include "blocks/block_distill.h"
+
+#include <filesystem>
+
+#include "blocks/block_states.h"
+#include "blocks/state_dump.h"
+#include "train/checkpoint.h"
+#include "train/transfer.h"
+#include "util/error.h"
+#include "util/file.h"
+#include "util/json.h"
+#include "util/sha256.h"
+
+namespace lincat {
+
+namespace fs = std::filesystem;
+
+BlockRunInfo block_run_info(const std::string& config_json, const std::string& label) {
+    json j = parse_json(config_json, label);
+    return {json_get<int64_t>(j, "block", label), json_get<std::string>(j, "states", label),
+            json_get<std::string>(j, "manifest_sha256", label)};
+}
+
+DistillOutcome distill_block(Workspace& ws, const std::string& model_dir, const std::string& states_dir_in,
+                             int64_t block, const DistillConfig& cfg_in, std::optional<int64_t> resume_run,
+                             const std::function<void(const DistillProgress&)>& on_progress,
+                             const std::atomic<bool>* cancel) {
+    DistillConfig cfg = cfg_in;
+    const std::string hash = model_fingerprint(model_dir);
+    std::string states_dir = fs::absolute(states_dir_in).lexically_normal().string();
+    int64_t run;
+    if (resume_run) {
+        run = *resume_run;
+        RunRecord r = resumable_run(ws, run, "distill-block", hash, model_dir);
+        const std::string label = "run " + std::to_string(run) + " config";
+        cfg = DistillConfig::from_json(r.config_json, label);
+        BlockRunInfo info = block_run_info(r.config_json, label);
+        block = info.block, states_dir = info.states_dir;
+        if (sha256_file(states_dir + "/manifest.json") != info.manifest_sha256)
+            fail("run ", run, ": the state dump in ", states_dir, " changed since the run started");
+    }
+    // Opening verifies the block's shards and tokens against the manifest (sha256).
+    BlockStates states = BlockStates::open(states_dir, block);
+    const StateManifest& m = states.manifest();
+    if (m.base_model_hash != hash)
+        fail(states_dir, "/manifest.json: the states were dumped from another model than ", model_dir);
+    const StateBlock& b = states.block();
+    const int64_t first = b.first_layer, last = b.first_layer + b.layers;
+    cfg.data = data_spec_from_json(m.data_json, states_dir + "/manifest.json data");
+
+    if (!resume_run) {
+        validate_schedule(cfg.schedule(), "distill --block");
+        linearized_parameter_count(load_model_config(model_dir + "/config.json"), cfg.linearize);
+        json j = parse_json(cfg.to_json(), "config");
+        j["block"] = block;
+        j["block_layers"] = {first, last};
+        j["states"] = states_dir;
+        j["manifest_sha256"] = sha256_file(states_dir + "/manifest.json");
+        run = ws.create_run("default", "distill-block", j.dump(), hash);
+    }
+    const std::string run_dir = start_run(ws, run);
+
+    LlamaModel model = load_llama(model_dir);
+    // Seed and linearize exactly as joint stage 1 does, then put softmax back outside the block:
+    // the block's feature maps start where joint training's would.
+    std::vector<std::shared_ptr<AttentionCoreImpl>> original;
+    for (int64_t l = 0; l < model->num_layers(); ++l) original.push_back(model->layer(l)->self_attn->core());
+    torch::manual_seed(cfg.seed);
+    linearize(model, cfg.linearize);
+    LinearizeOptions block_opts = cfg.linearize;
+    block_opts.layers.clear();
+    for (int64_t l = 0; l < model->num_layers(); ++l) {
+        bool in_block = l >= first && l < last;
+        if (!in_block)
+            model->layer(l)->self_attn->set_core(original[size_t(l)]);
+        else if (hybrid_core(model, l))
+            block_opts.layers.push_back(l);
+    }
+    if (block_opts.layers.empty()) {
+        ws.set_run_status(run, "failed", "no linearized layer in this block");
+        fail("block ", block, " (layers ", first, "..", last - 1, ") has no layer to linearize under --layers");
+    }
+    TransferLayers transfer = wrap_for_transfer(model, cfg.xent_factor > 0);
+    std::vector<torch::Tensor> params = transfer.parameters();
+
+    TrainHooks hooks;
+    hooks.loss = [&](const torch::Tensor&, const torch::Tensor& rows, std::vector<double>& layer) {
+        auto x = states.rows("train", rows);
+        {
+            torch::NoGradGuard ng;  // the teacher path; each student builds its own graph
+            model->run_layers(x, first, last);
+        }
+        return transfer.loss(cfg.mse_factor, cfg.xent_factor, layer);
+    };
+    hooks.evaluate = [&](std::vector<double>& layer) {
+        layer.assign(transfer.cores.size(), 0.0);
+        const int64_t n = m.eval_rows;
+        if (n == 0) return 0.0;
+        for (int64_t s = 0; s < n; s += cfg.batch_size) {
+            const int64_t bs = std::min(cfg.batch_size, n - s);
+            model->run_layers(states.rows("eval", torch::arange(s, s + bs)), first, last);
+            for (size_t i = 0; i < transfer.cores.size(); ++i)
+                layer[i] += transfer.cores[i]->last_mse.item<double>() * double(bs);
+        }
+        double total = 0;
+        for (auto& v : layer) total += (v /= double(n));
+        return cfg.mse_factor * total / double(layer.size());
+    };
+    hooks.save = [&](const std::string& dir) { return save_linear_checkpoint(dir, model, block_opts, hash); };
+    hooks.load = [&](const std::string& dir) { load_linear_tensors(model, dir); };
+
+    DistillOutcome out;
+    out.run = run;
+    out.layers = transfer.layers;
+    TrainOutcome t = train_loop(ws, run, run_dir, cfg.schedule(), states.tokens("train"), params, hooks,
+                                resume_run.has_value(), on_progress, cancel);
+    if (t.status == "cancelled") {
+        out.status = "cancelled";
+        return out;
+    }
+    out.steps = t.steps;
+    out.tokens = t.tokens;
+    out.layer_mse_initial = t.initial_layer;
+    out.layer_mse_final = t.final_layer;
+    auto best = ws.best_checkpoint(run);
+    out.checkpoint = best ? best->path : ws.last_checkpoint(run)->path;
+    ws.set_run_status(run, "completed");
+    out.status = "completed";
+    return out;
+}
+
+}  // namespace lincat

@@ -1,0 +1,28 @@
+// `lincat distill --block I --states DIR`: attention transfer of one block's layers from the
+// hidden states saved for it (DESIGN.md 1.6); the teacher outputs of each layer are computed on
+// the fly, exactly as joint stage 1 does. Its own "distill-block" run, checkpointed and resumable
+// like any stage-1 run. Feature maps start from the same seeded values joint training would give
+// these layers, so with one block (k = L) it reproduces joint training.
+#pragma once
+
+#include "train/distill.h"
+
+namespace lincat {
+
+struct BlockRunInfo {
+    int64_t block = 0;
+    std::string states_dir;       // absolute
+    std::string manifest_sha256;  // the dump it was trained from
+};
+
+// Reads the block fields of a distill-block run's config.
+BlockRunInfo block_run_info(const std::string& config_json, const std::string& label);
+
+// cfg's data spec is ignored: the rows are the dump's. Its linearize.layers (empty = all) are
+// intersected with the block's layers.
+DistillOutcome distill_block(Workspace& ws, const std::string& model_dir, const std::string& states_dir, int64_t block,
+                             const DistillConfig& config, std::optional<int64_t> resume_run,
+                             const std::function<void(const DistillProgress&)>& on_progress,
+                             const std::atomic<bool>* cancel = nullptr);
+
+}  // namespace lincat

@@ -1,0 +1,51 @@
+// `lincat dump-states`: run the teacher once over the training data and save the hidden state
+// entering each block of k layers (DESIGN.md 1.6), as sharded safetensors with a manifest and
+// checksums. Resumable: finished shards are journaled (progress.jsonl) and kept; the manifest is
+// written last, so its presence means the dump is whole. Free disk is checked first against the
+// planner's figure.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <string>
+
+#include "blocks/state_manifest.h"
+#include "data/dataset.h"
+#include "store/workspace.h"
+
+namespace lincat {
+
+struct StateDumpConfig {
+    int64_t k = 0;
+    DataSpec data;
+    DType dtype = DType::F32;  // F32 keeps block training exact; BF16 halves the disk
+    int64_t shard_rows = 64;   // sequences per shard file
+    int64_t batch = 8;         // sequences per teacher forward
+    std::string out_dir;       // empty: <workspace>/states/k<k>
+};
+
+struct StateDumpProgress {
+    int64_t rows_done = 0, rows_total = 0;
+    double rows_per_second = 0, eta_seconds = 0;
+};
+
+struct StateDumpOutcome {
+    int64_t run = 0;
+    std::string dir, status;  // "completed", "already complete" or "cancelled"
+    StateManifest manifest;
+    uint64_t bytes = 0, needed_bytes = 0;  // written in all; the planner's figure
+    int64_t shards_written = 0, shards_kept = 0;
+};
+
+StateDumpOutcome dump_states(Workspace& ws, const std::string& model_dir, const StateDumpConfig& config,
+                             const std::function<void(const StateDumpProgress&)>& on_progress,
+                             const std::atomic<bool>* cancel = nullptr);
+
+// Free bytes where `dir` lives (its nearest existing parent). LINCAT_FREE_DISK_BYTES overrides
+// it, so tests can stand in for a small disk.
+uint64_t free_disk_bytes(const std::string& dir);
+
+// <dir>/manifest.json, read and validated; a missing one means the dump is unfinished.
+StateManifest load_state_manifest(const std::string& dir);
+
+}  // namespace lincat
