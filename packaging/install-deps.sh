@@ -5,7 +5,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libtorch-dev libopenblas0-openmp   # without an OpenBLAS LibTorch's BLAS is ~30x slower
   python3-torch                      # independent numeric reference in tests (/usr/bin/python3)
-  qt6-base-dev libqt6sql6-sqlite libqcustomplot-dev libqcustomplot2.1-qt6 libgl-dev
+  qt6-base-dev qt6-svg-dev libqt6sql6-sqlite libqcustomplot-dev libqcustomplot2.1-qt6 libgl-dev
   libsqlite3-dev libgtest-dev nlohmann-json3-dev xvfb xauth
 )
 command -v npm >/dev/null 2>&1 || packages+=(npm)

@@ -1,7 +1,9 @@
-// A bar chart of one value per layer (parameter counts now; per-layer MSE later).
+// Bars of one value per layer, one or more series side by side (latest vs best evaluation,
+// parameter counts, ...); hovering shows the value; right-click exports.
 #pragma once
 
 #include <QString>
+#include <QStringList>
 #include <QVector>
 #include <QWidget>
 
@@ -14,10 +16,15 @@ class LayerBarPlot : public QWidget {
   public:
     explicit LayerBarPlot(QWidget* parent = nullptr);
     void set_values(const QVector<double>& values, const QString& value_label, bool log_scale = false);
+    void set_series(const QVector<QVector<double>>& series, const QStringList& names, const QString& value_label,
+                    bool log_scale = false);
     QCustomPlot* plot() const { return plot_; }
+    const QVector<QVector<double>>& series() const { return series_; }
 
   private:
     QCustomPlot* plot_;
+    QVector<QVector<double>> series_;
+    QStringList names_;
 };
 
 }  // namespace lincat::widgets

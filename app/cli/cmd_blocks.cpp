@@ -64,12 +64,15 @@ int cmd_dump_states(const Argv& argv) {
     c.shard_rows = a.get_int("shard-rows", 64);
     c.out_dir = a.get("out");
     const bool tty = isatty(2);
-    StateDumpOutcome o = dump_states(ws, model_dir, c, [tty](const StateDumpProgress& p) {
-        std::fprintf(stderr, "%sdump-states %lld/%lld rows | %.1f rows/s | ETA %s%s", tty ? "\r" : "",
-                     (long long)p.rows_done, (long long)p.rows_total, p.rows_per_second,
-                     duration_text(p.eta_seconds).c_str(), tty ? "\x1b[K" : "\n");
-        if (tty && p.rows_done == p.rows_total) std::fprintf(stderr, "\n");
-    });
+    StateDumpOutcome o = dump_states(
+        ws, model_dir, c,
+        [tty](const StateDumpProgress& p) {
+            std::fprintf(stderr, "%sdump-states %lld/%lld rows | %.1f rows/s | ETA %s%s", tty ? "\r" : "",
+                         (long long)p.rows_done, (long long)p.rows_total, p.rows_per_second,
+                         duration_text(p.eta_seconds).c_str(), tty ? "\x1b[K" : "\n");
+            if (tty && p.rows_done == p.rows_total) std::fprintf(stderr, "\n");
+        },
+        cancel_flag());
     const StateManifest& m = o.manifest;
     if (a.flag("json")) {
         std::printf("%s\n", json({{"run", o.run},

@@ -94,10 +94,13 @@ void print_distill_outcome(const DistillOutcome& o, bool as_json, bool with_ppl)
     for (size_t i = 0; i < o.layers.size() && i < o.layer_mse_final.size(); ++i)
         std::printf("%6lld %14.6g %14.6g %8.1fx\n", (long long)o.layers[i], o.layer_mse_initial[i],
                     o.layer_mse_final[i], o.layer_mse_initial[i] / o.layer_mse_final[i]);
-    if (with_ppl)
+    if (with_ppl && o.status == "completed")
         std::printf("held-out perplexity: teacher %.3f, student %.3f (%+.1f%%)\n", o.teacher_ppl, o.student_ppl,
                     100.0 * (o.student_ppl / o.teacher_ppl - 1));
-    std::printf("checkpoint: %s\n", o.checkpoint.c_str());
+    if (o.status == "cancelled")
+        std::printf("cancelled; continue with --resume %lld\n", (long long)o.run);
+    else
+        std::printf("checkpoint: %s\n", o.checkpoint.c_str());
 }
 
 int cmd_distill(const Argv& argv) {
@@ -111,9 +114,9 @@ int cmd_distill(const Argv& argv) {
     std::optional<int64_t> resume;
     if (a.has("resume")) resume = a.get_int("resume", 0);
 
-    DistillOutcome o = distill(ws, model_dir, c, resume, progress_printer("distill"));
+    DistillOutcome o = distill(ws, model_dir, c, resume, progress_printer("distill"), cancel_flag());
     print_distill_outcome(o, a.flag("json"), true);
-    return 0;
+    return o.status == "completed" ? 0 : 1;
 }
 
 }  // namespace lincat::cli

@@ -82,7 +82,7 @@ int cmd_finetune(const Argv& argv) {
         s.checkpoint_every = a.get_int("checkpoint-every", s.checkpoint_every);
         s.seed = uint64_t(a.get_int("seed", 0));
     }
-    FinetuneOutcome o = finetune(ws, model_dir, c, resume, progress_printer("finetune"));
+    FinetuneOutcome o = finetune(ws, model_dir, c, resume, progress_printer("finetune"), cancel_flag());
     if (a.flag("json")) {
         json j = {{"run", o.run},
                   {"status", o.status},
@@ -136,7 +136,7 @@ int cmd_linearize(const Argv& argv) {
     d.seed = uint64_t(a.get_int("seed", 0));
     std::fprintf(stderr, "lincat linearize: %s -> workspace %s\n[1/3] stage 1: attention transfer\n", model_dir.c_str(),
                  ws_dir.c_str());
-    DistillOutcome s1 = distill(ws, model_dir, d, std::nullopt, progress_printer("stage 1"));
+    DistillOutcome s1 = distill(ws, model_dir, d, std::nullopt, progress_printer("stage 1"), cancel_flag());
 
     std::fprintf(stderr, "[2/3] stage 2: LoRA finetune (from run %lld)\n", (long long)s1.run);
     FinetuneConfig f;
@@ -144,7 +144,7 @@ int cmd_linearize(const Argv& argv) {
     read_lora_options(a, f);
     f.schedule.steps = a.get_int("stage2-steps", 100);
     f.schedule.seed = d.seed;
-    FinetuneOutcome s2 = finetune(ws, model_dir, f, std::nullopt, progress_printer("stage 2"));
+    FinetuneOutcome s2 = finetune(ws, model_dir, f, std::nullopt, progress_printer("stage 2"), cancel_flag());
 
     std::fprintf(stderr, "[3/3] evaluation\n");
     EvalConfig e;

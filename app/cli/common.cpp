@@ -1,5 +1,8 @@
 #include "cli/common.h"
 
+#include <csignal>
+#include <cstdlib>
+
 #include <unistd.h>
 
 #include <cstdio>
@@ -22,7 +25,10 @@ std::string duration_text(double s) {
 
 std::function<void(const TrainProgress&)> progress_printer(const std::string& label) {
     const bool tty = isatty(2);
-    return [tty, label](const TrainProgress& p) {
+    // Off a terminal a line every 10 steps; LINCAT_PROGRESS_EVERY=N (the studio sets 1) changes it.
+    const char* every_env = std::getenv("LINCAT_PROGRESS_EVERY");
+    const int64_t every = every_env && std::atoll(every_env) > 0 ? std::atoll(every_env) : 10;
+    return [tty, label, every](const TrainProgress& p) {
         char line[240];
         std::snprintf(line, sizeof line, "%s step %lld/%lld | %.0f tok/s | loss %.4f | lr %.1e | ETA %s", label.c_str(),
                       (long long)p.step, (long long)p.steps, p.tokens_per_second, p.loss, p.lr,
@@ -32,10 +38,26 @@ std::function<void(const TrainProgress&)> progress_printer(const std::string& la
             std::fprintf(stderr, "\r[%s%s] %s\x1b[K", std::string(size_t(filled), '#').c_str(),
                          std::string(size_t(width - filled), '.').c_str(), line);
             if (p.step == p.steps) std::fprintf(stderr, "\n");
-        } else if (p.step % 10 == 0 || p.step == p.steps) {
+        } else if (p.step % every == 0 || p.step == p.steps) {
             std::fprintf(stderr, "%s\n", line);
         }
     };
+}
+
+static std::atomic<bool> g_cancel{false};
+
+const std::atomic<bool>* cancel_flag() {
+    return &g_cancel;
+}
+
+static void on_cancel_signal(int sig) {
+    g_cancel = true;
+    std::signal(sig, SIG_DFL);  // a second signal ends the process at once
+}
+
+void install_cancel_handler() {
+    std::signal(SIGINT, on_cancel_signal);
+    std::signal(SIGTERM, on_cancel_signal);
 }
 
 void add_data_files(DataSpec& spec, const std::string& list) {

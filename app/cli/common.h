@@ -1,6 +1,7 @@
 // Helpers shared by the training and evaluation commands.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <string>
 
@@ -15,6 +16,11 @@ std::string duration_text(double seconds);
 
 // A progress bar on a terminal (stderr), a line every 10 steps otherwise.
 std::function<void(const TrainProgress&)> progress_printer(const std::string& label);
+
+// Set by SIGINT / SIGTERM (installed by main): long jobs stop at the next step, mark their run
+// "cancelled" and keep every record, so `--resume` continues. A second signal ends the process.
+const std::atomic<bool>* cancel_flag();
+void install_cancel_handler();
 
 // --data's comma-separated files into a DataSpec: *.jsonl as Alpaca records, the rest as text.
 void add_data_files(DataSpec& spec, const std::string& list);

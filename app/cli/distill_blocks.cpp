@@ -59,10 +59,10 @@ int train_one_block(const Args& a, Workspace& ws, const std::string& model_dir, 
             resume = r->id;
         }
     }
-    DistillOutcome o =
-        distill_block(ws, model_dir, states_dir, block, c, resume, progress_printer("block " + std::to_string(block)));
+    DistillOutcome o = distill_block(ws, model_dir, states_dir, block, c, resume,
+                                     progress_printer("block " + std::to_string(block)), cancel_flag());
     print_distill_outcome(o, a.flag("json"), false);
-    return 0;
+    return o.status == "completed" ? 0 : 1;
 }
 
 }  // namespace

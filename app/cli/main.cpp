@@ -7,6 +7,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "util/threads.h"
 
 using namespace lincat::cli;
@@ -61,6 +62,7 @@ int main(int argc, char** argv) {
     Argv rest(argv + 2, argv + argc);
     try {
         lincat::init_torch_threads();
+        install_cancel_handler();
         return it->second(rest);
     } catch (const HelpRequested& h) {
         std::fputs(h.what(), stdout);

@@ -1,40 +1,141 @@
 #include "main_window.h"
 
 #include <QAction>
+#include <QApplication>
+#include <QCloseEvent>
+#include <QDir>
 #include <QFileDialog>
 #include <QLabel>
 #include <QMenuBar>
+#include <QMessageBox>
+#include <QSettings>
+#include <QSplitter>
 #include <QStatusBar>
+#include <QTabWidget>
+#include <QTimer>
 #include <QVBoxLayout>
+#include <qcustomplot.h>
 
 #include "layer_bar_plot.h"
+#include "layer_error_view.h"
 #include "model/config.h"
+#include "planner_view.h"
+#include "plot_export.h"
+#include "session_view.h"
+
+// Resources in a static library need an explicit init (outside any namespace).
+static void init_studio_resources() {
+    Q_INIT_RESOURCE(lincat);
+}
 
 namespace lincat::studio {
 
 MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     setObjectName("mainWindow");
     setWindowTitle("Lincat Studio");
-    auto* central = new QWidget(this);
-    auto* layout = new QVBoxLayout(central);
-    summary_ = new QLabel("No model open. File > Open model… (Ctrl+O)", central);
+    init_studio_resources();
+    setWindowIcon(QIcon(":/lincat/icon.svg"));
+
+    auto* session_page = new QWidget;
+    auto* sl = new QVBoxLayout(session_page);
+    summary_ = new QLabel("No model open. File > Open model… (Ctrl+O)");
     summary_->setObjectName("modelSummary");
     summary_->setTextInteractionFlags(Qt::TextSelectableByMouse);
-    params_plot_ = new widgets::LayerBarPlot(central);
-    layout->addWidget(summary_);
-    layout->addWidget(params_plot_, 1);
-    setCentralWidget(central);
+    summary_->setWordWrap(true);
+    session_ = new SessionView;
+    sl->addWidget(summary_);
+    sl->addWidget(session_, 1);
+    layer_error_ = new LayerErrorView;
+    planner_ = new widgets::PlannerView;
 
-    auto* open = menuBar()->addMenu("&File")->addAction("&Open model…");
+    tabs_ = new QTabWidget;
+    tabs_->setObjectName("mainTabs");
+    tabs_->addTab(session_page, "Session");
+    tabs_->addTab(layer_error_, "Layer error");
+    tabs_->addTab(planner_, "Block planner");
+    setCentralWidget(tabs_);
+
+    connect(session_, &SessionView::status_text, this, [this](const QString& t) { statusBar()->showMessage(t); });
+    connect(session_, &SessionView::runs_changed, layer_error_, &LayerErrorView::refresh);
+    connect(session_, &SessionView::run_selected, layer_error_, &LayerErrorView::show_run);
+
+    // Menus and shortcuts for the common actions.
+    QMenu* file = menuBar()->addMenu("&File");
+    QAction* open = file->addAction("&Open model…", this, &MainWindow::choose_model);
     open->setShortcut(QKeySequence::Open);
-    connect(open, &QAction::triggered, this, &MainWindow::choose_model);
+    QAction* open_ws = file->addAction("Open &workspace…", this, &MainWindow::choose_workspace);
+    open_ws->setShortcut(QKeySequence("Ctrl+Shift+O"));
+    recent_menu_ = file->addMenu("&Recent sessions");
+    QAction* exp = file->addAction("&Export plot…", this, &MainWindow::export_current_plot);
+    exp->setShortcut(QKeySequence("Ctrl+E"));
+    file->addSeparator();
+    QAction* quit = file->addAction("&Quit", this, &QWidget::close);
+    quit->setShortcut(QKeySequence::Quit);
+    QMenu* run = menuBar()->addMenu("&Run");
+    run->addAction("Start &stage 1", QKeySequence("Ctrl+R"), session_, [this] { session_->start_stage1(); });
+    run->addAction("Start stage &2 from the selected run", QKeySequence("Ctrl+Shift+R"), session_,
+                   [this] { session_->start_stage2(); });
+    run->addAction("&Evaluate the selected run", QKeySequence("Ctrl+Shift+E"), session_,
+                   [this] { session_->start_eval(); });
+    run->addAction("&Resume the selected run", QKeySequence("Ctrl+Shift+U"), session_,
+                   [this] { session_->resume_selected(); });
+    run->addAction("&Cancel the job", QKeySequence("Ctrl+."), session_, [this] { session_->cancel_job(); });
+    QMenu* view = menuBar()->addMenu("&View");
+    for (int i = 0; i < tabs_->count(); ++i)
+        view->addAction(tabs_->tabText(i), QKeySequence(QString("Ctrl+%1").arg(i + 1)), this,
+                        [this, i] { tabs_->setCurrentIndex(i); });
+
     statusBar()->showMessage("Ready");
-    resize(900, 600);
+    resize(1200, 800);
+    QSettings s;
+    restoreGeometry(s.value("window/geometry").toByteArray());
+    restoreState(s.value("window/state").toByteArray());
+    tabs_->setCurrentIndex(s.value("window/tab", 0).toInt());
+    update_recent_menu();
+}
+
+void MainWindow::closeEvent(QCloseEvent* e) {
+    QSettings s;
+    s.setValue("window/geometry", saveGeometry());
+    s.setValue("window/state", saveState());
+    s.setValue("window/tab", tabs_->currentIndex());
+    if (session_->job()->running())
+        statusBar()->showMessage("The running job continues in the background; its run is in the workspace.");
+    e->accept();
 }
 
 void MainWindow::choose_model() {
     QString dir = QFileDialog::getExistingDirectory(this, "Open a Hugging Face model folder");
     if (!dir.isEmpty()) open_model(dir);
+}
+
+void MainWindow::choose_workspace() {
+    QString dir = QFileDialog::getExistingDirectory(this, "Open or create a workspace folder");
+    if (!dir.isEmpty()) open_workspace(dir);
+}
+
+void MainWindow::update_recent_menu() {
+    recent_menu_->clear();
+    const QStringList recent = QSettings().value("session/recent").toStringList();
+    for (const QString& dir : recent) recent_menu_->addAction(dir, this, [this, dir] { open_workspace(dir); });
+    recent_menu_->setEnabled(!recent.isEmpty());
+}
+
+bool MainWindow::open_workspace(const QString& dir) {
+    if (!session_->open_workspace(dir)) {
+        statusBar()->showMessage("Cannot open workspace " + dir);
+        return false;
+    }
+    layer_error_->set_workspace(session_->workspace());
+    QSettings s;
+    QStringList recent = s.value("session/recent").toStringList();
+    recent.removeAll(dir);
+    recent.prepend(dir);
+    s.setValue("session/recent", recent.mid(0, 8));
+    s.setValue("session/workspace", dir);
+    update_recent_menu();
+    statusBar()->showMessage("Workspace " + dir);
+    return true;
 }
 
 bool MainWindow::open_model(const QString& dir) {
@@ -48,10 +149,8 @@ bool MainWindow::open_model(const QString& dir) {
                               .arg(c.num_key_value_heads)
                               .arg(c.vocab_size)
                               .arg(double(c.parameter_count()) / 1e6, 0, 'f', 1));
-        const double per_layer =
-            double(c.parameter_count() - c.vocab_size * c.hidden_size * (c.tie_word_embeddings ? 1 : 2)) /
-            double(c.num_hidden_layers);
-        params_plot_->set_values(QVector<double>(int(c.num_hidden_layers), per_layer / 1e6), "parameters (M)");
+        session_->set_model(dir);
+        QSettings().setValue("session/model", dir);
         statusBar()->showMessage("Opened " + dir);
         return true;
     } catch (const std::exception& e) {
@@ -59,6 +158,31 @@ bool MainWindow::open_model(const QString& dir) {
         statusBar()->showMessage("Open failed");
         return false;
     }
+}
+
+void MainWindow::export_current_plot() {
+    // The first plot under the current tab (each plot also has its own right-click export).
+    auto plots = tabs_->currentWidget()->findChildren<QCustomPlot*>();
+    if (plots.isEmpty()) return;
+    QString path = QFileDialog::getSaveFileName(this, "Export plot", plots.front()->objectName() + ".png",
+                                                "PNG image (*.png);;SVG image (*.svg);;PDF (*.pdf)");
+    QString error;
+    if (!path.isEmpty() && !widgets::export_plot(plots.front(), path, &error))
+        QMessageBox::warning(this, "Export failed", error);
+}
+
+bool MainWindow::save_screenshots(const QString& dir) {
+    QDir().mkpath(dir);
+    const QStringList names = {"session", "layer_error", "planner"};
+    bool ok = true;
+    const int keep = tabs_->currentIndex();
+    for (int i = 0; i < tabs_->count() && i < names.size(); ++i) {
+        tabs_->setCurrentIndex(i);
+        QApplication::processEvents();
+        ok = grab().save(dir + "/" + names[i] + ".png") && ok;
+    }
+    tabs_->setCurrentIndex(keep);
+    return ok;
 }
 
 }  // namespace lincat::studio

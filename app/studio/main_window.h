@@ -1,16 +1,21 @@
-// The studio's main window. For now: open a model folder and inspect its shape; the
-// linearization views arrive with their issues.
+// The studio's main window: Session (model, workspace, runs, pipeline), Layer error (live
+// per-layer MSE) and Planner (k-block planner) tabs; settings and layout persist (QSettings).
 #pragma once
 
 #include <QMainWindow>
 
 class QLabel;
+class QTabWidget;
 
 namespace lincat::widgets {
 class LayerBarPlot;
-}
+class PlannerView;
+}  // namespace lincat::widgets
 
 namespace lincat::studio {
+
+class SessionView;
+class LayerErrorView;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
@@ -18,11 +23,30 @@ class MainWindow : public QMainWindow {
     explicit MainWindow(QWidget* parent = nullptr);
     // Shows the model in `dir`; returns false (and shows why) when it cannot be read.
     bool open_model(const QString& dir);
+    bool open_workspace(const QString& dir);
+    // Writes one PNG per main view into dir (session.png, layer_error.png, planner.png).
+    bool save_screenshots(const QString& dir);
+
+    SessionView* session() const { return session_; }
+    LayerErrorView* layer_error() const { return layer_error_; }
+    widgets::PlannerView* planner() const { return planner_; }
+    QTabWidget* tabs() const { return tabs_; }
+
+  protected:
+    void closeEvent(QCloseEvent* e) override;
 
   private:
     void choose_model();
+    void choose_workspace();
+    void update_recent_menu();
+    void export_current_plot();
+
+    QTabWidget* tabs_;
     QLabel* summary_;
-    widgets::LayerBarPlot* params_plot_;
+    SessionView* session_;
+    LayerErrorView* layer_error_;
+    widgets::PlannerView* planner_;
+    QMenu* recent_menu_;
 };
 
 }  // namespace lincat::studio

@@ -299,4 +299,13 @@ std::optional<CheckpointRecord> Workspace::best_checkpoint(int64_t run) const {
         run);
 }
 
+std::vector<CheckpointRecord> Workspace::checkpoints(int64_t run) const {
+    Stmt s(db_, "SELECT id, run_id, step, path, sha256, is_best FROM checkpoints WHERE run_id = ? ORDER BY step, id",
+           db_path());
+    s.bind(1, run);
+    std::vector<CheckpointRecord> out;
+    while (s.step()) out.push_back({s.i64(0), s.i64(1), s.i64(2), inside_path(s.text(3)), s.text(4), s.i64(5) != 0});
+    return out;
+}
+
 }  // namespace lincat

@@ -68,6 +68,7 @@ class Workspace {
                               bool is_best);
     std::optional<CheckpointRecord> last_checkpoint(int64_t run) const;
     std::optional<CheckpointRecord> best_checkpoint(int64_t run) const;
+    std::vector<CheckpointRecord> checkpoints(int64_t run) const;  // by step
 
   private:
     Workspace() = default;

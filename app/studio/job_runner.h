@@ -1,0 +1,45 @@
+// A background job: one `lincat` child process (training never runs in the GUI process, so a
+// crash or kill -9 of the job leaves the studio up and the workspace database intact). Parses
+// the child's progress lines; Cancel sends SIGTERM, which makes lincat stop at the next step,
+// record the run as cancelled and keep every record, so Resume continues it.
+#pragma once
+
+#include <QObject>
+#include <QProcess>
+#include <QStringList>
+
+namespace lincat::studio {
+
+struct JobProgress {
+    qint64 step = 0, steps = 0;
+    double tokens_per_second = 0;
+    QString eta, line;
+};
+
+class JobRunner : public QObject {
+    Q_OBJECT
+  public:
+    explicit JobRunner(QObject* parent = nullptr);
+    ~JobRunner() override;
+
+    // The lincat binary: $LINCAT_BIN, else next to the studio, else on PATH.
+    static QString lincat_binary();
+    bool start(const QString& label, const QStringList& args);
+    void cancel();  // SIGTERM: a clean stop at the next step
+    void kill();    // SIGKILL (tests: a crashed job)
+    bool running() const { return process_.state() != QProcess::NotRunning; }
+    qint64 pid() const { return process_.processId(); }
+    const QString& label() const { return label_; }
+    const QString& output() const { return output_; }
+
+  signals:
+    void progress(const lincat::studio::JobProgress& p);
+    void finished(int exit_code, bool crashed, const QString& last_lines);
+
+  private:
+    void read_output();
+    QProcess process_;
+    QString label_, output_, partial_;
+};
+
+}  // namespace lincat::studio

@@ -1,0 +1,74 @@
+// The session: a model and a workspace; the run tree from the workspace database (runs >
+// checkpoints, with status); the pipeline (stage 1 -> stage 2 -> eval) with each stage's settings,
+// Start / Cancel / Resume, and a progress bar with tokens/s and ETA. Jobs are `lincat` processes.
+#pragma once
+
+#include <QWidget>
+#include <memory>
+
+#include "job_runner.h"
+
+class QLabel;
+class QProgressBar;
+class QPushButton;
+class QSpinBox;
+class QDoubleSpinBox;
+class QTabWidget;
+class QTimer;
+class QTreeWidget;
+
+namespace lincat {
+class Workspace;
+}
+
+namespace lincat::studio {
+
+class SessionView : public QWidget {
+    Q_OBJECT
+  public:
+    explicit SessionView(QWidget* parent = nullptr);
+    ~SessionView() override;
+
+    bool open_workspace(const QString& dir);  // false (and why, in the view) when it cannot
+    void set_model(const QString& dir);
+    Workspace* workspace() const { return ws_.get(); }
+    QString workspace_dir() const { return ws_dir_; }
+    JobRunner* job() { return &job_; }
+    QTreeWidget* run_tree() const { return tree_; }
+    qint64 selected_run() const;
+
+    // Stage 1 with the form's settings (extra args appended); Resume continues the selected run.
+    bool start_stage1(const QStringList& extra = {});
+    bool start_stage2();
+    bool start_eval();
+    bool resume_selected();
+    void cancel_job();
+    void refresh();  // re-reads the run tree (also on a 1 s timer)
+
+    QSpinBox* stage1_steps() const { return s1_steps_; }
+
+  signals:
+    void status_text(const QString& text);
+    void runs_changed();
+    void run_selected(qint64 run);
+
+  private:
+    bool start(const QString& label, const QStringList& args);
+    void mark_dead_runs();
+
+    std::unique_ptr<Workspace> ws_;
+    QString ws_dir_, model_dir_;
+    JobRunner job_;
+    QLabel *ws_label_, *model_label_, *job_label_;
+    QTreeWidget* tree_;
+    QProgressBar* progress_;
+    QPushButton *start_, *cancel_, *resume_;
+    QTabWidget* stages_;
+    QSpinBox *s1_steps_, *s1_window_, *s1_seq_len_, *s1_samples_, *s1_batch_, *s1_eval_every_;
+    QDoubleSpinBox* s1_lr_;
+    QSpinBox *s2_steps_, *s2_rank_;
+    QDoubleSpinBox* s2_lr_;
+    QTimer* timer_;
+};
+
+}  // namespace lincat::studio

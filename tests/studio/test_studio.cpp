@@ -1,0 +1,167 @@
+// Qt Test on the offscreen platform, driving the real widgets: the planner's 405B k = 9 disk
+// figure, the layer-error views from recorded metrics, plot export, a real stage-1 job on
+// stories15M started from the GUI (heat map fills, cancel, resume), a job killed with SIGKILL
+// (GUI up, run failed, metrics readable), and a PNG of each main view for reviewers.
+#include <QDir>
+#include <QSignalSpy>
+#include <QStandardPaths>
+#include <QTableWidget>
+#include <QTemporaryDir>
+#include <QTreeWidget>
+#include <QtTest>
+#include <qcustomplot.h>
+
+#include "curve_plot.h"
+#include "heat_map_plot.h"
+#include "job_runner.h"
+#include "layer_bar_plot.h"
+#include "layer_error_view.h"
+#include "main_window.h"
+#include "model/model_dir.h"
+#include "planner_view.h"
+#include "plot_export.h"
+#include "session_view.h"
+#include "store/workspace.h"
+
+using namespace lincat;
+
+class StudioTest : public QObject {
+    Q_OBJECT
+  private slots:
+    void initTestCase() {
+        QStandardPaths::setTestModeEnabled(true);  // QSettings in a test location
+        QCoreApplication::setOrganizationName("LincatTest");
+        QVERIFY2(QFileInfo(studio::JobRunner::lincat_binary()).isExecutable(),
+                 qPrintable("lincat binary not found: " + studio::JobRunner::lincat_binary()));
+    }
+
+    void plannerShowsThe405bDiskFigure() {
+        widgets::PlannerView v;
+        v.set_preset("llama-3.1-405b");
+        v.set_tokens(50e6);
+        QTableWidget* t = v.table();
+        QCOMPARE(t->rowCount(), 126);
+        // Row k = 9: 14 blocks and about 23 TB (DESIGN.md: "k = 9 (14 blocks) about 22 TB").
+        QCOMPARE(t->item(8, 0)->text(), QString("9"));
+        QCOMPARE(t->item(8, 1)->text(), QString("14"));
+        QCOMPARE(t->item(8, 2)->text(), QString("22.9 TB"));
+        QCOMPARE(t->item(0, 2)->text(), QString("206.4 TB"));  // k = 1
+        QVERIFY(v.recommendation().contains("k = "));
+        QVERIFY(v.disk_plot()->graphCount() == 2);  // the curve and the recommended point
+        // A disk limit changes the pick and draws its line.
+        QSignalSpy changed(&v, &widgets::PlannerView::plan_changed);
+        v.findChild<QDoubleSpinBox*>("plannerDisk")->setValue(30);
+        QCOMPARE(changed.count(), 1);
+        QVERIFY(v.plan().recommended_k >= 7);  // 30 TB admits k >= 7 only
+        QCOMPARE(v.disk_plot()->itemCount() >= 1, true);
+        QTemporaryDir d;
+        QVERIFY(v.export_plan(d.filePath("plan.json")));
+        QFile f(d.filePath("plan.json"));
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        Plan back = plan_from_json(f.readAll().toStdString(), "plan.json");
+        QCOMPARE(back.recommended_k, v.plan().recommended_k);
+    }
+
+    void layerErrorViewsShowRecordedMetrics() {
+        QTemporaryDir d;
+        Workspace ws = Workspace::open(d.filePath("ws").toStdString());
+        int64_t run = ws.create_run("default", "distill", R"({"layers": []})", std::string(64, 'a'));
+        for (int64_t s = 0; s < 10; ++s)
+            ws.record_step(run, "train",
+                           {s, (s + 1) * 100, 1.0 / double(s + 1), 1e-2, {1e-3 / double(s + 1), 2e-3, 3e-2}});
+        ws.record_step(run, "eval", {5, 600, 0.5, 1e-2, {1e-4, 2e-4, 3e-3}});
+        ws.record_step(run, "eval", {10, 1100, 0.7, 1e-2, {2e-4, 3e-4, 4e-3}});
+        studio::LayerErrorView v;
+        v.resize(900, 700);
+        v.set_workspace(&ws);
+        v.show_run(run);
+        QCOMPARE(v.heat_map()->columns(), 10);
+        QCOMPARE(v.heat_map()->rows(), 3);
+        QVERIFY(v.heat_map()->describe(1, 0).startsWith("layer 0, step 1: 0.001"));
+        QVERIFY(v.heat_map()->describe(10, 2).contains("0.03"));
+        QVERIFY(v.heat_map()->describe(10, 5).isEmpty());  // no layer 5
+        QCOMPARE(v.bars()->series().size(), 2);            // latest and best
+        QCOMPARE(v.bars()->series()[1][0], 1e-4);          // best = lowest held-out loss (step 5)
+        QCOMPARE(v.curves()->curve_count(), 1);
+        // Live: a new record shows on refresh.
+        ws.record_step(run, "train", {10, 1200, 0.05, 1e-3, {1e-5, 1e-5, 1e-5}});
+        v.refresh();
+        QCOMPARE(v.heat_map()->columns(), 11);
+    }
+
+    void everyPlotExportsPngAndSvg() {
+        widgets::PlannerView v;
+        v.resize(1000, 700);
+        v.show();
+        QTemporaryDir d;
+        QString error;
+        QVERIFY2(widgets::export_plot(v.disk_plot(), d.filePath("disk.png"), &error), qPrintable(error));
+        QVERIFY2(widgets::export_plot(v.disk_plot(), d.filePath("disk.svg"), &error), qPrintable(error));
+        QVERIFY(QFileInfo(d.filePath("disk.png")).size() > 1000);
+        QFile svg(d.filePath("disk.svg"));
+        QVERIFY(svg.open(QIODevice::ReadOnly));
+        QVERIFY(svg.readAll().contains("<svg"));
+        QVERIFY(!widgets::export_plot(v.disk_plot(), d.filePath("disk.bmpx"), &error));
+        QVERIFY(error.contains("unknown format"));
+    }
+
+    void stageOneFromTheGuiFillsCancelsAndResumes() {
+        QTemporaryDir d;
+        studio::MainWindow w;
+        QVERIFY(w.open_model(QString::fromStdString(cache_dir() + "/models/stories15M")));
+        QVERIFY(w.open_workspace(d.filePath("ws")));
+        w.show();
+        studio::SessionView* s = w.session();
+        s->stage1_steps()->setValue(40);
+        const QStringList small = {"--seq-len",    "64", "--teacher-sequences", "24", "--batch-size", "2",
+                                   "--eval-every", "2",  "--checkpoint-every",  "2",  "--window",     "16"};
+        QVERIFY(s->start_stage1(small));
+        // The heat map fills as the job records steps.
+        QTRY_VERIFY_WITH_TIMEOUT(w.layer_error()->heat_map()->columns() >= 4, 120000);
+        s->cancel_job();
+        QTRY_VERIFY_WITH_TIMEOUT(!s->job()->running(), 60000);
+        Workspace* ws = s->workspace();
+        QCOMPARE(ws->runs().size(), size_t(1));
+        const int64_t run = ws->runs()[0].id;
+        QCOMPARE(QString::fromStdString(ws->run(run).status), QString("cancelled"));
+        const size_t done = ws->steps(run, "train").size();
+        QVERIFY(done >= 4 && done < 40);
+        // Resume from the run tree.
+        s->refresh();
+        s->run_tree()->setCurrentItem(s->run_tree()->topLevelItem(0));
+        QCOMPARE(s->selected_run(), qint64(run));
+        QVERIFY(s->resume_selected());
+        QTRY_VERIFY_WITH_TIMEOUT(!s->job()->running(), 180000);
+        QCOMPARE(QString::fromStdString(ws->run(run).status), QString("completed"));
+        auto steps = ws->steps(run, "train");
+        QCOMPARE(steps.size(), size_t(40));  // each step recorded once across cancel + resume
+        s->refresh();
+        w.layer_error()->refresh();
+        QCOMPARE(w.layer_error()->heat_map()->columns(), 40);
+        QVERIFY(w.save_screenshots(qEnvironmentVariable("LINCAT_SCREENSHOTS", d.filePath("shots"))));
+    }
+
+    void killedJobLeavesTheGuiUpAndTheRunFailed() {
+        QTemporaryDir d;
+        studio::MainWindow w;
+        QVERIFY(w.open_model(QString::fromStdString(cache_dir() + "/models/stories15M")));
+        QVERIFY(w.open_workspace(d.filePath("ws")));
+        studio::SessionView* s = w.session();
+        s->stage1_steps()->setValue(400);
+        QVERIFY(s->start_stage1({"--seq-len", "64", "--teacher-sequences", "24", "--batch-size", "2", "--eval-every",
+                                 "2", "--checkpoint-every", "2", "--window", "16"}));
+        Workspace* ws = s->workspace();
+        QTRY_VERIFY_WITH_TIMEOUT(!ws->runs().empty() && ws->steps(ws->runs()[0].id, "train").size() >= 3, 120000);
+        s->job()->kill();  // SIGKILL: no chance to record anything
+        QTRY_VERIFY_WITH_TIMEOUT(!s->job()->running(), 30000);
+        const int64_t run = ws->runs()[0].id;
+        QTRY_COMPARE_WITH_TIMEOUT(QString::fromStdString(ws->run(run).status), QString("failed"), 10000);
+        QVERIFY(QString::fromStdString(ws->run(run).message).contains("killed or crashed"));
+        QVERIFY(ws->steps(run, "train").size() >= 3);  // its records are intact and readable
+        w.layer_error()->show_run(run);
+        QVERIFY(w.layer_error()->heat_map()->columns() >= 3);
+    }
+};
+
+QTEST_MAIN(StudioTest)
+#include "test_studio.moc"
