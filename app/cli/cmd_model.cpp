@@ -4,6 +4,8 @@
 #include <cstdio>
 
 #include "cli/args.h"
+#include "eval/attention_map.h"
+#include "util/json.h"
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "attention/linearize.h"
@@ -62,11 +64,13 @@ int cmd_generate(const Argv& argv) {
             {"batch", "rows generated together (row 0 is printed)", false, "1"},
             {"checkpoint", "linearized checkpoint folder (from lincat distill / finetune)"},
             {"run", "or: the best checkpoint of this run (needs --workspace)"},
-            {"workspace", "workspace holding --run"}},
+            {"workspace", "workspace holding --run"},
+            {"json", "print one JSON object (text, tokens/s, state) instead of streaming", true}},
            argv);
     std::string dir = resolve_model_dir(a.get("model", "default"));
     Tokenizer tok = Tokenizer::load_dir(dir);
     LlamaModel model = load_model(dir, checkpoint_from_args(a), parse_dtype(a.get("dtype", "fp32")));
+    const bool as_json = a.flag("json");
     GenerateOptions o;
     o.batch = a.get_int("batch", 1);
     o.max_new_tokens = a.get_int("max-new-tokens", 256);
@@ -76,22 +80,60 @@ int cmd_generate(const Argv& argv) {
     o.eos_id = tok.eos_id();
     o.bos_id = tok.bos_id();
     auto prompt = tok.encode(a.get("prompt"), true);
-    std::string shown = tok.decode(prompt);
-    std::fputs(shown.c_str(), stdout);
+    std::string shown = tok.decode(prompt), text = shown;
+    if (!as_json) std::fputs(shown.c_str(), stdout);
     int32_t prev = prompt.back();
     auto r = generate(model, prompt, o, [&](int32_t id) {
         std::string piece = tok.decode_token(prev, id);
         if (prev == tok.bos_id() && shown.empty() && !piece.empty() && piece[0] == ' ') piece.erase(0, 1);
-        std::fputs(piece.c_str(), stdout);
-        std::fflush(stdout);
+        text += piece;
+        if (!as_json) std::fputs(piece.c_str(), stdout), std::fflush(stdout);
         prev = id;
         return true;
     });
+    if (as_json) {
+        std::printf("%s\n", json({{"text", text},
+                                  {"linearized", has_hybrid_layers(model)},
+                                  {"tokens", r.tokens.size()},
+                                  {"prefill_ms", 1e3 * r.prefill_seconds},
+                                  {"tokens_per_second", r.tokens_per_second()},
+                                  {"state_mb", double(r.state_bytes) / 1e6}})
+                                .dump()
+                                .c_str());
+        return 0;
+    }
     std::printf("\n");
     std::fflush(stdout);
     std::fprintf(stderr, "[%s, batch %lld: %zu tokens, prefill %.1f ms, %.1f tokens/s, state %.2f MB]\n",
                  has_hybrid_layers(model) ? "linearized" : "softmax", (long long)o.batch, r.tokens.size(),
                  1e3 * r.prefill_seconds, r.tokens_per_second(), double(r.state_bytes) / 1e6);
+    return 0;
+}
+
+int cmd_attention_map(const Argv& argv) {
+    Args a("attention-map",
+           {{"model", "model folder or cache name", false, "default"},
+            {"prompt", "prompt text (BOS is prepended)"},
+            {"layer", "layer", false, "0"},
+            {"head", "head", false, "0"},
+            {"max-tokens", "use at most this many prompt tokens", false, "128"},
+            {"checkpoint", "linearized checkpoint folder"},
+            {"run", "or: the best checkpoint of this run (needs --workspace)"},
+            {"workspace", "workspace holding --run"}},
+           argv);
+    if (!a.has("prompt")) fail("--prompt TEXT is required\n", a.help());
+    std::string dir = resolve_model_dir(a.get("model", "default"));
+    Tokenizer tok = Tokenizer::load_dir(dir);
+    LlamaModel teacher = load_llama(dir);
+    std::string ckpt = checkpoint_from_args(a);
+    LlamaModel student = ckpt.empty() ? load_llama(dir) : load_linearized(dir, ckpt);
+    if (ckpt.empty()) {
+        torch::manual_seed(0);
+        linearize(student, LinearizeOptions{});  // fresh feature maps: what attention transfer starts from
+    }
+    AttentionMap m = attention_map(teacher, student, tok, a.get("prompt"), a.get_int("layer", 0), a.get_int("head", 0),
+                                   a.get_int("max-tokens", 128));
+    std::printf("%s\n", attention_map_to_json(m).c_str());
     return 0;
 }
 

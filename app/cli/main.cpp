@@ -29,6 +29,7 @@ static void usage() {
                  "  dump-states     block-wise: save the hidden state entering each block of k layers\n"
                  "  stitch          block-wise: merge the trained blocks into one stage-1 run\n"
                  "  slurm           block-wise: write sbatch scripts (dump, block array, stitch) from a plan\n"
+                 "  attention-map   teacher vs student attention weights of a prompt, layer and head (JSON)\n"
                  "  bench           benchmarks (bench attention, bench decode)\n");
 }
 
@@ -51,6 +52,7 @@ int main(int argc, char** argv) {
         {"dump-states", cmd_dump_states},
         {"stitch", cmd_stitch},
         {"slurm", cmd_slurm},
+        {"attention-map", cmd_attention_map},
         {"bench", cmd_bench},
     };
     auto it = commands.find(argv[1]);

@@ -22,6 +22,8 @@
 #include "planner_view.h"
 #include "plot_export.h"
 #include "session_view.h"
+#include "attention_view.h"
+#include "generate_view.h"
 
 // Resources in a static library need an explicit init (outside any namespace).
 static void init_studio_resources() {
@@ -47,17 +49,26 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     sl->addWidget(session_, 1);
     layer_error_ = new LayerErrorView;
     planner_ = new widgets::PlannerView;
+    attention_ = new AttentionView;
+    generate_ = new GenerateView;
 
     tabs_ = new QTabWidget;
     tabs_->setObjectName("mainTabs");
     tabs_->addTab(session_page, "Session");
     tabs_->addTab(layer_error_, "Layer error");
+    tabs_->addTab(attention_, "Attention maps");
+    tabs_->addTab(generate_, "Generate");
     tabs_->addTab(planner_, "Block planner");
     setCentralWidget(tabs_);
 
     connect(session_, &SessionView::status_text, this, [this](const QString& t) { statusBar()->showMessage(t); });
     connect(session_, &SessionView::runs_changed, layer_error_, &LayerErrorView::refresh);
     connect(session_, &SessionView::run_selected, layer_error_, &LayerErrorView::show_run);
+    // The attention and generation views use the selected run as the student.
+    connect(session_, &SessionView::run_selected, this, [this](qint64 run) {
+        attention_->set_source(session_->model_dir(), session_->workspace_dir(), run);
+        generate_->set_source(session_->model_dir(), session_->workspace_dir(), run);
+    });
 
     // Menus and shortcuts for the common actions.
     QMenu* file = menuBar()->addMenu("&File");
@@ -150,6 +161,8 @@ bool MainWindow::open_model(const QString& dir) {
                               .arg(c.vocab_size)
                               .arg(double(c.parameter_count()) / 1e6, 0, 'f', 1));
         session_->set_model(dir);
+        attention_->set_source(dir, session_->workspace_dir(), session_->selected_run());
+        generate_->set_source(dir, session_->workspace_dir(), session_->selected_run());
         QSettings().setValue("session/model", dir);
         statusBar()->showMessage("Opened " + dir);
         return true;
@@ -173,7 +186,7 @@ void MainWindow::export_current_plot() {
 
 bool MainWindow::save_screenshots(const QString& dir) {
     QDir().mkpath(dir);
-    const QStringList names = {"session", "layer_error", "planner"};
+    const QStringList names = {"session", "layer_error", "attention", "generate", "planner"};
     bool ok = true;
     const int keep = tabs_->currentIndex();
     for (int i = 0; i < tabs_->count() && i < names.size(); ++i) {

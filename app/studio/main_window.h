@@ -16,6 +16,8 @@ namespace lincat::studio {
 
 class SessionView;
 class LayerErrorView;
+class AttentionView;
+class GenerateView;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
@@ -30,6 +32,8 @@ class MainWindow : public QMainWindow {
     SessionView* session() const { return session_; }
     LayerErrorView* layer_error() const { return layer_error_; }
     widgets::PlannerView* planner() const { return planner_; }
+    AttentionView* attention() const { return attention_; }
+    GenerateView* generation() const { return generate_; }
     QTabWidget* tabs() const { return tabs_; }
 
   protected:
@@ -46,6 +50,8 @@ class MainWindow : public QMainWindow {
     SessionView* session_;
     LayerErrorView* layer_error_;
     widgets::PlannerView* planner_;
+    AttentionView* attention_;
+    GenerateView* generate_;
     QMenu* recent_menu_;
 };
 

@@ -33,6 +33,7 @@ class SessionView : public QWidget {
     void set_model(const QString& dir);
     Workspace* workspace() const { return ws_.get(); }
     QString workspace_dir() const { return ws_dir_; }
+    QString model_dir() const { return model_dir_; }
     JobRunner* job() { return &job_; }
     QTreeWidget* run_tree() const { return tree_; }
     qint64 selected_run() const;

@@ -11,7 +11,10 @@
 #include <QtTest>
 #include <qcustomplot.h>
 
+#include "attention_view.h"
 #include "curve_plot.h"
+#include "generate_view.h"
+#include "matrix_map_plot.h"
 #include "heat_map_plot.h"
 #include "job_runner.h"
 #include "layer_bar_plot.h"
@@ -105,6 +108,40 @@ class StudioTest : public QObject {
         QVERIFY(error.contains("unknown format"));
     }
 
+    void attentionMapsForLayer0Head0() {
+        studio::AttentionView v;
+        v.resize(1300, 500);
+        v.show();
+        v.set_source(QString::fromStdString(cache_dir() + "/models/stories15M"), "", 0);  // fresh feature maps
+        QSignalSpy spy(&v, &studio::AttentionView::loaded);
+        v.load("Once upon a time, there was a little girl named Lily.", 0, 0);
+        QVERIFY(spy.wait(120000));
+        QVERIFY2(spy.at(0).at(0).toBool(), qPrintable(v.info()));
+        const int n = v.teacher()->size();
+        QVERIFY(n >= 10);
+        QCOMPARE(v.student()->size(), n);
+        for (int i = 0; i < n; ++i) {  // both are causal attention distributions
+            double t = 0, st = 0;
+            for (int j = 0; j < n; ++j) t += v.teacher()->value(i, j), st += v.student()->value(i, j);
+            QVERIFY(std::fabs(t - 1) < 1e-4 && std::fabs(st - 1) < 1e-4);
+            if (i + 1 < n) QCOMPARE(v.teacher()->value(i, i + 1), 0.0);
+        }
+        QCOMPARE(v.difference()->value(5, 2), v.student()->value(5, 2) - v.teacher()->value(5, 2));
+        QVERIFY2(v.info().contains("gamma 0.100") && v.info().contains("tk window 64"), qPrintable(v.info()));
+        QVERIFY(v.teacher()->describe(2, 5).startsWith("query 5"));
+    }
+
+    void generationSideBySide() {
+        studio::GenerateView v;
+        v.set_source(QString::fromStdString(cache_dir() + "/models/stories15M"), "", 0);
+        QSignalSpy spy(&v, &studio::GenerateView::done);
+        v.generate("Once upon a time", 16);
+        QVERIFY(spy.wait(120000));
+        QVERIFY2(v.teacher_text().startsWith("Once upon a time, there was a little girl named Lily"),
+                 qPrintable(v.teacher_text()));
+        QVERIFY2(v.teacher_stats().contains("softmax: 16 tokens"), qPrintable(v.teacher_stats()));
+    }
+
     void stageOneFromTheGuiFillsCancelsAndResumes() {
         QTemporaryDir d;
         studio::MainWindow w;
@@ -138,6 +175,16 @@ class StudioTest : public QObject {
         s->refresh();
         w.layer_error()->refresh();
         QCOMPARE(w.layer_error()->heat_map()->columns(), 40);
+        // The trained run as the student of the attention and generation views (and screenshots).
+        QSignalSpy maps(w.attention(), &studio::AttentionView::loaded);
+        w.attention()->load("Once upon a time, there was a little girl named Lily. She loved to play.", 0, 0);
+        QVERIFY(maps.wait(120000));
+        QVERIFY(maps.at(0).at(0).toBool());
+        QVERIFY2(w.attention()->info().contains("tk window 16"), qPrintable(w.attention()->info()));
+        QSignalSpy gen(w.generation(), &studio::GenerateView::done);
+        w.generation()->generate("Once upon a time", 40);
+        QVERIFY(gen.wait(120000));
+        QVERIFY2(w.generation()->student_stats().startsWith("linearized"), qPrintable(w.generation()->student_stats()));
         QVERIFY(w.save_screenshots(qEnvironmentVariable("LINCAT_SCREENSHOTS", d.filePath("shots"))));
     }
 

@@ -1,0 +1,116 @@
+#include "attention_view.h"
+
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QLineEdit>
+#include <QPushButton>
+#include <QSpinBox>
+#include <QSplitter>
+#include <QVBoxLayout>
+
+#include "job_runner.h"
+#include "matrix_map_plot.h"
+#include "util/json.h"
+
+namespace lincat::studio {
+
+AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
+    setObjectName("attentionView");
+    prompt_ = new QLineEdit("Once upon a time, there was a little girl named Lily. She loved to play outside.");
+    layer_ = new QSpinBox;
+    layer_->setRange(0, 1023);
+    head_ = new QSpinBox;
+    head_->setRange(0, 1023);
+    load_ = new QPushButton("Show");
+    info_ = new QLabel("Pick a prompt, layer and head. The student is the selected run's (or fresh feature maps).");
+    info_->setObjectName("attentionInfo");
+    teacher_ = new widgets::MatrixMapPlot("Teacher softmax", false);
+    student_ = new widgets::MatrixMapPlot("Student hybrid", false);
+    diff_ = new widgets::MatrixMapPlot("Student - teacher", true);
+    auto* top = new QHBoxLayout;
+    top->addWidget(new QLabel("Prompt"));
+    top->addWidget(prompt_, 1);
+    top->addWidget(new QLabel("layer"));
+    top->addWidget(layer_);
+    top->addWidget(new QLabel("head"));
+    top->addWidget(head_);
+    top->addWidget(load_);
+    auto* maps = new QSplitter(Qt::Horizontal);
+    maps->addWidget(teacher_);
+    maps->addWidget(student_);
+    maps->addWidget(diff_);
+    auto* layout = new QVBoxLayout(this);
+    layout->addLayout(top);
+    layout->addWidget(info_);
+    layout->addWidget(maps, 1);
+    connect(load_, &QPushButton::clicked, this, [this] { load(prompt_->text(), layer_->value(), head_->value()); });
+    process_.setProcessChannelMode(QProcess::SeparateChannels);
+    connect(&process_, &QProcess::finished, this, &AttentionView::finished);
+}
+
+void AttentionView::set_source(const QString& model, const QString& workspace, qint64 run) {
+    model_ = model, workspace_ = workspace, run_ = run;
+}
+
+QString AttentionView::info() const {
+    return info_->text();
+}
+
+void AttentionView::load(const QString& prompt, int layer, int head) {
+    if (busy()) return;
+    prompt_->setText(prompt);
+    layer_->setValue(layer);
+    head_->setValue(head);
+    QStringList args = {"attention-map", "--prompt",           prompt, "--layer", QString::number(layer),
+                        "--head",        QString::number(head)};
+    if (!model_.isEmpty()) args << "--model" << model_;
+    if (run_ && !workspace_.isEmpty()) args << "--run" << QString::number(run_) << "--workspace" << workspace_;
+    info_->setText("Computing…");
+    load_->setEnabled(false);
+    process_.start(JobRunner::lincat_binary(), args);
+}
+
+void AttentionView::finished() {
+    load_->setEnabled(true);
+    const QByteArray out = process_.readAllStandardOutput();
+    if (process_.exitCode() != 0) {
+        info_->setText("attention-map failed: " + QString::fromUtf8(process_.readAllStandardError()).trimmed());
+        emit loaded(false);
+        return;
+    }
+    json j = json::parse(out.toStdString(), nullptr, false);
+    if (!j.is_object() || !j.contains("teacher")) {
+        info_->setText("attention-map printed no maps");
+        emit loaded(false);
+        return;
+    }
+    auto matrix = [](const json& m) {
+        QVector<QVector<double>> v;
+        for (auto& row : m) v << QVector<double>(row.begin(), row.end());
+        return v;
+    };
+    QStringList tokens;
+    for (auto& t : j["tokens"]) tokens << QString::fromStdString(t.get<std::string>());
+    auto t = matrix(j["teacher"]), s = matrix(j["student"]), region = matrix(j["window_mask"]);
+    QVector<QVector<double>> d = s;
+    for (int i = 0; i < d.size(); ++i)
+        for (int k = 0; k < d[i].size(); ++k) d[i][k] -= t[i][k];
+    teacher_->set_matrix(t, tokens);
+    student_->set_matrix(s, tokens, region);
+    diff_->set_matrix(d, tokens, region);
+    const std::string variant = j["variant"].get<std::string>();
+    info_->setText(
+        variant.empty()
+            ? QString("Layer %1 head %2: softmax in the student.").arg(j["layer"].get<int>()).arg(j["head"].get<int>())
+            : QString("Layer %1 head %2: %3 window %4 (dashed: where the softmax window starts), "
+                      "gamma %5, %6 tokens.")
+                  .arg(j["layer"].get<int>())
+                  .arg(j["head"].get<int>())
+                  .arg(QString::fromStdString(variant))
+                  .arg(j["window"].get<int>())
+                  .arg(j["gamma"].get<double>(), 0, 'f', 3)
+                  .arg(tokens.size()));
+    emit loaded(true);
+}
+
+}  // namespace lincat::studio

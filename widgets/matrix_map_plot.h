@@ -1,0 +1,39 @@
+// A square matrix as a heat map with token labels on both axes (attention weights: rows are
+// queries, columns keys), an optional outline of a region (the softmax window), a diverging
+// colour scale for differences; hovering shows query, key and value.
+#pragma once
+
+#include <QStringList>
+#include <QVector>
+#include <QWidget>
+
+class QCustomPlot;
+class QCPColorMap;
+class QCPColorScale;
+class QCPCurve;
+
+namespace lincat::widgets {
+
+class MatrixMapPlot : public QWidget {
+    Q_OBJECT
+  public:
+    explicit MatrixMapPlot(const QString& title, bool diverging, QWidget* parent = nullptr);
+    // values[i][j]; region[i][j] != 0 marks the outlined cells (may be empty).
+    void set_matrix(const QVector<QVector<double>>& values, const QStringList& tokens,
+                    const QVector<QVector<double>>& region = {});
+    int size() const { return values_.size(); }
+    double value(int row, int col) const { return values_.value(row).value(col); }
+    QString describe(double col, double row) const;
+    QCustomPlot* plot() const { return plot_; }
+
+  private:
+    QCustomPlot* plot_;
+    QCPColorMap* map_;
+    QCPColorScale* scale_;
+    QCPCurve* outline_;
+    bool diverging_;
+    QVector<QVector<double>> values_;
+    QStringList tokens_;
+};
+
+}  // namespace lincat::widgets
