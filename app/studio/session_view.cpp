@@ -268,6 +268,10 @@ bool SessionView::start_stage1(const QStringList& extra) {
     return start("Stage 1", args + extra);
 }
 
+bool SessionView::start_linearize() {
+    return start("Linearize", {"linearize"});
+}
+
 bool SessionView::start_stage2() {
     qint64 run = selected_run();
     if (!run) {

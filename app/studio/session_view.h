@@ -41,6 +41,7 @@ class SessionView : public QWidget {
     // Stage 1 with the form's settings (extra args appended); Resume continues the selected run.
     bool start_stage1(const QStringList& extra = {});
     bool start_stage2();
+    bool start_linearize();  // the main job: stage 1 -> stage 2 -> eval with the defaults
     bool start_eval();
     bool resume_selected();
     void cancel_job();
