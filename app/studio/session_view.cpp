@@ -14,6 +14,7 @@
 #include <QTreeWidget>
 #include <QVBoxLayout>
 #include <csignal>
+#include <map>
 #include <cerrno>
 
 #include "store/workspace.h"
@@ -165,10 +166,19 @@ void SessionView::set_model(const QString& dir) {
     model_label_->setText("Model: " + dir);
 }
 
+// The run of the current item (a checkpoint selects its run; a session none).
 qint64 SessionView::selected_run() const {
     QTreeWidgetItem* item = tree_->currentItem();
-    while (item && item->parent()) item = item->parent();
+    while (item && item->data(0, Qt::UserRole).toLongLong() == 0 && item->parent()) item = item->parent();
     return item ? item->data(0, Qt::UserRole).toLongLong() : 0;
+}
+
+QTreeWidgetItem* SessionView::run_item(qint64 run) const {
+    for (int s = 0; s < tree_->topLevelItemCount(); ++s)
+        for (int i = 0; i < tree_->topLevelItem(s)->childCount(); ++i)
+            if (tree_->topLevelItem(s)->child(i)->data(0, Qt::UserRole).toLongLong() == run)
+                return tree_->topLevelItem(s)->child(i);
+    return nullptr;
 }
 
 // A run still marked running whose process is gone was killed or crashed: say so in the
@@ -186,39 +196,56 @@ void SessionView::refresh() {
     if (!ws_) return;
     try {
         mark_dead_runs();
+        // Rebuild only when something changed (runs, statuses, steps, checkpoints).
+        struct Row {
+            RunRecord run;
+            size_t steps;
+            std::vector<CheckpointRecord> checkpoints;
+        };
+        std::vector<Row> rows;
+        QString signature;
+        for (auto& r : ws_->runs()) {
+            rows.push_back({r, ws_->steps(r.id, "train").size(), ws_->checkpoints(r.id)});
+            signature += QString("%1:%2:%3:%4;")
+                             .arg(r.id)
+                             .arg(QString::fromStdString(r.status))
+                             .arg(rows.back().steps)
+                             .arg(rows.back().checkpoints.size());
+        }
+        if (signature == tree_signature_) return;
+        tree_signature_ = signature;
         const qint64 keep = selected_run();
-        auto runs = ws_->runs();
-        bool changed = tree_->topLevelItemCount() != int(runs.size());
-        tree_->setUpdatesEnabled(false);
-        if (changed) tree_->clear();
-        for (size_t i = 0; i < runs.size(); ++i) {
-            const RunRecord& r = runs[i];
-            auto steps = ws_->steps(r.id, "train");
-            QStringList cols = {QString::number(r.id),
-                                QString::fromStdString(r.kind),
-                                QString::fromStdString(r.status),
-                                steps.empty() ? "" : QString::number(steps.back().step + 1),
-                                QString::fromStdString(r.updated_at),
-                                QString::fromStdString(r.message)};
-            QTreeWidgetItem* item = changed ? new QTreeWidgetItem(tree_) : tree_->topLevelItem(int(i));
-            for (int c = 0; c < cols.size(); ++c)
-                if (item->text(c) != cols[c]) item->setText(c, cols[c]);
+        QSignalBlocker block(tree_);
+        tree_->clear();
+        // sessions > runs > checkpoints
+        std::map<std::string, QTreeWidgetItem*> sessions;
+        QTreeWidgetItem* keep_item = nullptr;
+        for (const Row& row : rows) {
+            const RunRecord& r = row.run;
+            QTreeWidgetItem*& session = sessions[r.session];
+            if (!session) {
+                session = new QTreeWidgetItem(tree_, {"session " + QString::fromStdString(r.session)});
+                session->setData(0, Qt::UserRole, qint64(0));
+                session->setExpanded(true);
+            }
+            auto* item = new QTreeWidgetItem(
+                session, {QString::number(r.id), QString::fromStdString(r.kind), QString::fromStdString(r.status),
+                          row.steps ? QString::number(row.steps) : "", QString::fromStdString(r.updated_at),
+                          QString::fromStdString(r.message)});
             item->setData(0, Qt::UserRole, qint64(r.id));
             QColor color = r.status == "failed"      ? QColor(200, 40, 40)
                            : r.status == "running"   ? QColor(30, 110, 200)
                            : r.status == "cancelled" ? QColor(150, 110, 0)
                                                      : QColor(30, 130, 60);
             item->setForeground(2, color);
-            auto cks = ws_->checkpoints(r.id);
-            if (item->childCount() != int(cks.size())) {
-                qDeleteAll(item->takeChildren());
-                for (auto& c : cks)
-                    new QTreeWidgetItem(item, {c.is_best ? "best" : "checkpoint", "", "", QString::number(c.step), "",
-                                               QString::fromStdString(c.path)});
+            for (auto& c : row.checkpoints) {
+                auto* ck = new QTreeWidgetItem(item, {c.is_best ? "best" : "checkpoint", "", "",
+                                                      QString::number(c.step), "", QString::fromStdString(c.path)});
+                ck->setData(0, Qt::UserRole, qint64(0));
             }
-            if (r.id == keep) tree_->setCurrentItem(item);
+            if (r.id == keep) keep_item = item;
         }
-        tree_->setUpdatesEnabled(true);
+        if (keep_item) tree_->setCurrentItem(keep_item);
         emit runs_changed();
     } catch (const std::exception& e) {
         emit status_text("Workspace read failed: " + QString::fromUtf8(e.what()));

@@ -16,6 +16,7 @@ class QDoubleSpinBox;
 class QTabWidget;
 class QTimer;
 class QTreeWidget;
+class QTreeWidgetItem;
 
 namespace lincat {
 class Workspace;
@@ -37,6 +38,7 @@ class SessionView : public QWidget {
     JobRunner* job() { return &job_; }
     QTreeWidget* run_tree() const { return tree_; }
     qint64 selected_run() const;
+    QTreeWidgetItem* run_item(qint64 run) const;  // nullptr when the tree does not show it
 
     // Stage 1 with the form's settings (extra args appended); Resume continues the selected run.
     bool start_stage1(const QStringList& extra = {});
@@ -71,6 +73,7 @@ class SessionView : public QWidget {
     QSpinBox *s2_steps_, *s2_rank_;
     QDoubleSpinBox* s2_lr_;
     QTimer* timer_;
+    QString tree_signature_;
 };
 
 }  // namespace lincat::studio

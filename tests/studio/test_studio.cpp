@@ -165,7 +165,10 @@ class StudioTest : public QObject {
         QVERIFY(done >= 4 && done < 40);
         // Resume from the run tree.
         s->refresh();
-        s->run_tree()->setCurrentItem(s->run_tree()->topLevelItem(0));
+        QVERIFY(s->run_item(run));
+        QCOMPARE(s->run_tree()->topLevelItem(0)->text(0), QString("session default"));  // sessions > runs > checkpoints
+        QVERIFY(s->run_item(run)->childCount() >= 1);
+        s->run_tree()->setCurrentItem(s->run_item(run));
         QCOMPARE(s->selected_run(), qint64(run));
         QVERIFY(s->resume_selected());
         QTRY_VERIFY_WITH_TIMEOUT(!s->job()->running(), 180000);
