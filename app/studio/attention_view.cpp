@@ -1,5 +1,6 @@
 #include "attention_view.h"
 
+#include <QDir>
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QLineEdit>
@@ -10,6 +11,8 @@
 
 #include "job_runner.h"
 #include "matrix_map_plot.h"
+#include "model/safetensors.h"
+#include "model/tokenizer.h"
 #include "util/json.h"
 
 namespace lincat::studio {
@@ -22,6 +25,11 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
     head_ = new QSpinBox;
     head_->setRange(0, 1023);
     load_ = new QPushButton("Show");
+    auto* sample = new QPushButton("Sample from data");
+    connect(sample, &QPushButton::clicked, this, [this] {
+        static int next = 0;
+        if (!sample_prompt(next++)) info_->setText("No data in the workspace yet: run stage 1 first.");
+    });
     info_ = new QLabel("Pick a prompt, layer and head. The student is the selected run's (or fresh feature maps).");
     info_->setObjectName("attentionInfo");
     teacher_ = new widgets::MatrixMapPlot("Teacher softmax", false);
@@ -34,6 +42,7 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
     top->addWidget(layer_);
     top->addWidget(new QLabel("head"));
     top->addWidget(head_);
+    top->addWidget(sample);
     top->addWidget(load_);
     auto* maps = new QSplitter(Qt::Horizontal);
     maps->addWidget(teacher_);
@@ -50,6 +59,31 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
 
 void AttentionView::set_source(const QString& model, const QString& workspace, qint64 run) {
     model_ = model, workspace_ = workspace, run_ = run;
+}
+
+QString AttentionView::prompt() const {
+    return prompt_->text();
+}
+
+bool AttentionView::sample_prompt(int index) {
+    if (workspace_.isEmpty() || model_.isEmpty()) return false;
+    try {
+        // Cached teacher samples: <workspace>/data/teacher-*.safetensors, tensor "tokens" (N, T) int32.
+        QDir data(workspace_ + "/data");
+        const QStringList files = data.entryList({"teacher-*.safetensors"}, QDir::Files, QDir::Name);
+        if (files.isEmpty()) return false;
+        SafetensorsFile f = SafetensorsFile::open(data.filePath(files.front()).toStdString());
+        const TensorInfo* t = f.find("tokens");
+        if (!t || t->dtype != DType::I32 || t->shape.size() != 2 || t->shape[0] < 1) return false;
+        const int64_t rows = t->shape[0], len = std::min<int64_t>(t->shape[1], 48);
+        const int32_t* p = reinterpret_cast<const int32_t*>(f.data(*t)) + (index % rows) * t->shape[1];
+        Tokenizer tok = Tokenizer::load_dir(model_.toStdString());
+        prompt_->setText(QString::fromStdString(tok.decode(std::vector<int32_t>(p, p + len))));
+        return true;
+    } catch (const std::exception& e) {
+        info_->setText("Cannot read a data sample: " + QString::fromUtf8(e.what()));
+        return false;
+    }
 }
 
 QString AttentionView::info() const {

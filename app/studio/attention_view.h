@@ -25,6 +25,10 @@ class AttentionView : public QWidget {
     // feature maps. model: the model folder.
     void set_source(const QString& model, const QString& workspace, qint64 run);
     void load(const QString& prompt, int layer, int head);
+    // A prompt from the data: the start of a cached teacher sample of the workspace (or of its
+    // text data); false when the workspace has none yet.
+    bool sample_prompt(int index);
+    QString prompt() const;
     bool busy() const { return process_.state() != QProcess::NotRunning; }
     widgets::MatrixMapPlot* teacher() const { return teacher_; }
     widgets::MatrixMapPlot* student() const { return student_; }

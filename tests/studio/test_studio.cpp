@@ -178,9 +178,12 @@ class StudioTest : public QObject {
         s->refresh();
         w.layer_error()->refresh();
         QCOMPARE(w.layer_error()->heat_map()->columns(), 40);
-        // The trained run as the student of the attention and generation views (and screenshots).
+        // The trained run as the student of the attention and generation views (and screenshots),
+        // on a prompt sampled from the run's data.
+        QVERIFY(w.attention()->sample_prompt(0));
+        QVERIFY2(w.attention()->prompt().size() > 40, qPrintable(w.attention()->prompt()));
         QSignalSpy maps(w.attention(), &studio::AttentionView::loaded);
-        w.attention()->load("Once upon a time, there was a little girl named Lily. She loved to play.", 0, 0);
+        w.attention()->load(w.attention()->prompt(), 0, 0);
         QVERIFY(maps.wait(120000));
         QVERIFY(maps.at(0).at(0).toBool());
         QVERIFY2(w.attention()->info().contains("tk window 16"), qPrintable(w.attention()->info()));
