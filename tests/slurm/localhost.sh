@@ -36,7 +36,7 @@ PORT=$((16800 + RANDOM % 1000))
 mkdir -p "$D/state" "$D/spool" "$D/log"
 cat > "$D/slurm.conf" <<CONF
 ClusterName=lincattest
-SlurmctldHost=$H
+SlurmctldHost=$H(127.0.0.1)
 SlurmUser=root
 SlurmctldPort=$PORT
 SlurmdPort=$((PORT + 1))
@@ -56,7 +56,7 @@ ReturnToService=2
 MpiDefault=none
 JobCompType=jobcomp/none
 AccountingStorageType=accounting_storage/none
-NodeName=$H CPUs=$CPUS RealMemory=$MEM State=UNKNOWN
+NodeName=$H NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM State=UNKNOWN
 PartitionName=debug Nodes=$H Default=YES MaxTime=INFINITE State=UP
 CONF
 export SLURM_CONF=$D/slurm.conf
