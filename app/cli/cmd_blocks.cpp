@@ -182,6 +182,7 @@ int cmd_slurm(const Argv& argv) {
     o.dump_args = a.get("dump-args");
     o.distill_args = a.get("distill-args");
     SlurmScripts s = emit_slurm(plan, o, a.get("emit"));
+    for (auto& w : s.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
     std::printf("k = %lld: %lld blocks -> %s/{dump.sbatch, blocks.sbatch (array 0-%lld), stitch.sbatch, submit.sh}\n",
                 (long long)s.k, (long long)s.blocks, a.get("emit").c_str(), (long long)(s.blocks - 1));
     std::printf("submit with: %s/submit.sh\n", a.get("emit").c_str());

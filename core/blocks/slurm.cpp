@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 
 #include "util/error.h"
@@ -52,7 +53,6 @@ SlurmScripts slurm_scripts(const Plan& plan, const SlurmOptions& o) {
     // A plan printed for one k may lack the row wanted: recompute it from the plan's inputs.
     const PlanRow computed = plan.row(k) ? *plan.row(k) : plan_row(plan.input, k);
     const PlanRow* row = &computed;
-    if (!row->fits) std::fprintf(stderr, "warning: k = %lld does not fit the plan's limits\n", (long long)k);
     const std::string states = o.states_dir.empty() ? o.workspace + "/states/k" + std::to_string(k) : o.states_dir;
     // Host memory: the plan models GPU memory; a block job needs at least the frozen weights of
     // its layers in host RAM as well, so ask for the GPU figure (at least 4 GB) unless told.
@@ -63,6 +63,9 @@ SlurmScripts slurm_scripts(const Plan& plan, const SlurmOptions& o) {
 
     SlurmScripts s;
     s.k = k, s.blocks = row->blocks;
+    if (!row->fits)
+        s.warnings.push_back("k = " + std::to_string(k) + " does not fit the plan's limits (" +
+                             (row->fits_gpu ? "disk" : "GPU memory") + ")");
     s.files.push_back({"dump.sbatch", header("lincat-dump", o, slurm_time(row->dump_hours * o.time_factor), mem,
                                              o.gpus_per_task, logs + "/dump-%j.log") +
                                           q(o.lincat) + " dump-states" + common + " --k " + std::to_string(k) +

@@ -28,6 +28,7 @@ struct SlurmOptions {
 struct SlurmScripts {
     int64_t k = 0, blocks = 0;
     std::vector<std::pair<std::string, std::string>> files;  // name -> content
+    std::vector<std::string> warnings;                       // e.g. the chosen k does not fit the plan's limits
 };
 
 SlurmScripts slurm_scripts(const Plan& plan, const SlurmOptions& options);

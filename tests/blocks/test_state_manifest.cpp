@@ -140,6 +140,10 @@ TEST(Slurm, ScriptsChainDumpBlocksAndStitch) {
               std::string::npos);
     EXPECT_NE(f["submit.sh"].find("--dependency=afterok:${dump%%;*} blocks.sbatch"), std::string::npos);
     EXPECT_NE(f["submit.sh"].find("--dependency=afterok:${blocks%%;*} stitch.sbatch"), std::string::npos);
+    EXPECT_TRUE(s.warnings.empty());  // k = 9 fits 8 x 80 GB
+    o.k = 14;                         // 98 GB per block: does not
+    EXPECT_EQ(slurm_scripts(p, o).warnings.size(), 1u);
+    o.k = 9;
     EXPECT_EQ(slurm_time(0.01), "0-00:10:00");  // at least 10 minutes
     EXPECT_EQ(slurm_time(30.5), "1-06:30:00");
     o.k = 0;
