@@ -27,11 +27,13 @@ JobRunner::JobRunner(QObject* parent) : QObject(parent) {
 }
 
 JobRunner::~JobRunner() {
-    // The studio closing does not kill a job: it runs on and records its run; the run tree
-    // picks it up next time. Detach by letting QProcess go without waiting.
+    // Closing the studio stops a running job cleanly: SIGTERM makes lincat record the run as
+    // cancelled at the next step (every record kept), so it can be resumed later. (A job left
+    // running would die of SIGPIPE on its next progress line once this process is gone.)
     if (running()) {
         process_.disconnect();
-        process_.setParent(nullptr);
+        cancel();
+        if (!process_.waitForFinished(60000)) process_.kill();
     }
 }
 

@@ -1,7 +1,8 @@
 // A background job: one `lincat` child process (training never runs in the GUI process, so a
 // crash or kill -9 of the job leaves the studio up and the workspace database intact). Parses
 // the child's progress lines; Cancel sends SIGTERM, which makes lincat stop at the next step,
-// record the run as cancelled and keep every record, so Resume continues it.
+// record the run as cancelled and keep every record, so Resume continues it. Closing the studio
+// cancels a running job the same way.
 #pragma once
 
 #include <QObject>

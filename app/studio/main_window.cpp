@@ -110,8 +110,13 @@ void MainWindow::closeEvent(QCloseEvent* e) {
     s.setValue("window/geometry", saveGeometry());
     s.setValue("window/state", saveState());
     s.setValue("window/tab", tabs_->currentIndex());
-    if (session_->job()->running())
-        statusBar()->showMessage("The running job continues in the background; its run is in the workspace.");
+    if (session_->job()->running() &&
+        QMessageBox::question(this, "Job running",
+                              "A job is running. Close anyway? It will be cancelled at its next step and can be "
+                              "resumed later from the run tree.") != QMessageBox::Yes) {
+        e->ignore();
+        return;
+    }
     e->accept();
 }
 

@@ -194,6 +194,23 @@ class StudioTest : public QObject {
         QVERIFY(w.save_screenshots(qEnvironmentVariable("LINCAT_SCREENSHOTS", d.filePath("shots"))));
     }
 
+    void closingTheStudioCancelsItsJobCleanly() {
+        QTemporaryDir d;
+        {
+            studio::SessionView s;
+            s.set_model(QString::fromStdString(cache_dir() + "/models/stories15M"));
+            QVERIFY(s.open_workspace(d.filePath("ws")));
+            s.stage1_steps()->setValue(400);
+            QVERIFY(s.start_stage1({"--seq-len", "64", "--teacher-sequences", "24", "--batch-size", "2", "--eval-every",
+                                    "2", "--checkpoint-every", "2", "--window", "16"}));
+            QTRY_VERIFY_WITH_TIMEOUT(!s.workspace()->runs().empty() &&
+                                         s.workspace()->steps(s.workspace()->runs()[0].id, "train").size() >= 2,
+                                     120000);
+        }  // the view (and its job runner) goes: SIGTERM, the job stops at its next step
+        Workspace ws = Workspace::open(d.filePath("ws").toStdString());
+        QCOMPARE(QString::fromStdString(ws.runs()[0].status), QString("cancelled"));
+    }
+
     void killedJobLeavesTheGuiUpAndTheRunFailed() {
         QTemporaryDir d;
         studio::MainWindow w;
