@@ -2,6 +2,8 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -37,6 +39,24 @@ inline std::string default_model_dir() {
         ADD_FAILURE() << "default model missing at " << dir << "; run packaging/setup.sh";
     return dir;
 }
+
+// Files written while it lives may not grow past `bytes` (writes fail with EFBIG, not SIGXFSZ):
+// a full disk for the write paths under test.
+struct FileSizeLimit {
+    rlimit old{};
+    void (*old_handler)(int);
+    explicit FileSizeLimit(rlim_t bytes) {
+        old_handler = signal(SIGXFSZ, SIG_IGN);
+        getrlimit(RLIMIT_FSIZE, &old);
+        rlimit lim = old;
+        lim.rlim_cur = bytes;
+        setrlimit(RLIMIT_FSIZE, &lim);
+    }
+    ~FileSizeLimit() {
+        setrlimit(RLIMIT_FSIZE, &old);
+        signal(SIGXFSZ, old_handler);
+    }
+};
 
 // Runs fn and checks it throws std::runtime_error whose message contains every needle.
 inline void expect_error(const std::function<void()>& fn, std::initializer_list<std::string> needles) {

@@ -22,13 +22,6 @@
 
 namespace lincat::widgets {
 
-QString si_bytes(double bytes) {
-    const char* units[] = {"B", "kB", "MB", "GB", "TB", "PB"};
-    int u = 0;
-    while (bytes >= 1000 && u < 5) bytes /= 1000, ++u;
-    return QString("%1 %2").arg(bytes, 0, 'f', 1).arg(units[u]);
-}
-
 static QDoubleSpinBox* spin(double lo, double hi, double value, int decimals, const QString& suffix) {
     auto* s = new QDoubleSpinBox;
     s->setRange(lo, hi);
@@ -205,8 +198,8 @@ void PlannerView::recompute() {
         const PlanRow& r = plan_.rows[size_t(i)];
         QStringList cells = {QString::number(r.k),
                              QString::number(r.blocks),
-                             si_bytes(r.disk_bytes),
-                             si_bytes(r.gpu_bytes_per_block),
+                             QString::fromStdString(si_bytes(r.disk_bytes)),
+                             QString::fromStdString(si_bytes(r.gpu_bytes_per_block)),
                              QString::number(r.dump_hours, 'f', 1),
                              QString::number(r.hours_wall, 'f', 1),
                              r.fits ? "yes" : (r.fits_gpu ? "no (disk)" : "no (GPU memory)")};

@@ -49,7 +49,4 @@ class PlannerView : public QWidget {
     Plan plan_;
 };
 
-// "22.9 TB": bytes in SI units, as the planner table prints them.
-QString si_bytes(double bytes);
-
 }  // namespace lincat::widgets

@@ -10,15 +10,6 @@
 
 namespace lincat::cli {
 
-static std::string si(double bytes) {
-    char buf[32];
-    const char* units[] = {"B", "kB", "MB", "GB", "TB", "PB"};
-    int u = 0;
-    while (bytes >= 1000 && u < 5) bytes /= 1000, ++u;
-    std::snprintf(buf, sizeof buf, "%.1f %s", bytes, units[u]);
-    return buf;
-}
-
 int cmd_plan(const Argv& argv) {
     Args a("plan",
            {{"preset", "llama-3.1-8b, llama-3.1-70b, llama-3.1-405b, llama-3-8b, mistral-7b, stories15m"},
@@ -65,13 +56,13 @@ int cmd_plan(const Argv& argv) {
         return 0;
     }
     std::printf("%s, %.3g M tokens, %.0f bytes/value, %lld GPUs of %s\n", in.model.name.c_str(),
-                double(in.tokens) / 1e6, in.bytes_per_value, (long long)in.gpus, si(in.gpu_bytes).c_str());
+                double(in.tokens) / 1e6, in.bytes_per_value, (long long)in.gpus, si_bytes(in.gpu_bytes).c_str());
     std::printf("%4s %6s %12s %14s %10s %10s %10s  %s\n", "k", "blocks", "disk", "GPU mem/block", "dump h", "block h",
                 "wall h", "fits");
     for (auto& r : p.rows)
         std::printf("%4lld %6lld %12s %14s %10.1f %10.1f %10.1f  %s%s\n", (long long)r.k, (long long)r.blocks,
-                    si(r.disk_bytes).c_str(), si(r.gpu_bytes_per_block).c_str(), r.dump_hours, r.block_hours,
-                    r.hours_wall, r.fits ? "yes" : (r.fits_gpu ? "no (disk)" : "no (GPU memory)"),
+                    si_bytes(r.disk_bytes).c_str(), si_bytes(r.gpu_bytes_per_block).c_str(), r.dump_hours,
+                    r.block_hours, r.hours_wall, r.fits ? "yes" : (r.fits_gpu ? "no (disk)" : "no (GPU memory)"),
                     r.k == p.recommended_k ? "  <- recommended" : "");
     std::printf("recommended: %s\n", p.reason.c_str());
     return 0;

@@ -33,15 +33,6 @@ StateManifest load_state_manifest(const std::string& dir) {
 
 namespace {
 
-std::string human_bytes(double b) {
-    const char* units[] = {"B", "kB", "MB", "GB", "TB", "PB"};
-    int u = 0;
-    while (b >= 1000 && u < 5) b /= 1000, ++u;
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.1f %s", b, units[u]);
-    return buf;
-}
-
 std::string shard_file(int64_t block, const std::string& split, int64_t row_begin) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "block-%03lld/%s-%06lld.safetensors", (long long)block, split.c_str(),
@@ -175,10 +166,10 @@ StateDumpOutcome dump_states(Workspace& ws, const std::string& model_dir, const 
     const uint64_t still = out.needed_bytes - std::min(have, out.needed_bytes);
     const uint64_t free_bytes = free_disk_bytes(dir);
     if (still > free_bytes)
-        fail("dump-states: needs ", human_bytes(double(still)), " more for the states of ", blocks.size(),
+        fail("dump-states: needs ", si_bytes(double(still)), " more for the states of ", blocks.size(),
              " blocks (planner: ", dtype_size(cfg.dtype), " bytes x ", pin.tokens, " tokens x ", C, " hidden x ",
-             blocks.size(), " blocks = ", human_bytes(double(out.needed_bytes)), ") but ", fs::absolute(dir).string(),
-             " has only ", human_bytes(double(free_bytes)),
+             blocks.size(), " blocks = ", si_bytes(double(out.needed_bytes)), ") but ", fs::absolute(dir).string(),
+             " has only ", si_bytes(double(free_bytes)),
              " free; free space, use --dtype bf16, a larger --k, or --out on a bigger disk");
 
     fs::create_directories(dir);

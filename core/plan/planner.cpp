@@ -1,6 +1,7 @@
 #include "plan/planner.h"
 
 #include <cmath>
+#include <cstdio>
 
 #include "util/error.h"
 #include "util/json.h"
@@ -108,6 +109,15 @@ Plan make_plan(const PlanInput& in) {
             "no k fits: a single layer needs more GPU memory than given, or every k needs more disk than the limit";
     }
     return p;
+}
+
+std::string si_bytes(double bytes) {
+    const char* units[] = {"B", "kB", "MB", "GB", "TB", "PB"};
+    int u = 0;
+    while (bytes >= 1000 && u < 5) bytes /= 1000, ++u;
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f %s", bytes, units[u]);
+    return buf;
 }
 
 std::string plan_to_json(const Plan& p) {

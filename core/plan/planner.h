@@ -57,6 +57,8 @@ struct Plan {
 PlanRow plan_row(const PlanInput& input, int64_t k);  // throws for k outside [1, L]
 Plan make_plan(const PlanInput& input);
 std::string plan_to_json(const Plan& plan);
+// "22.9 TB": a byte count in SI units with one decimal, as the planner tables print it.
+std::string si_bytes(double bytes);
 // Reads back what plan_to_json wrote (e.g. a plan file given to `lincat slurm --plan`), with
 // every number range-checked; errors name `label` and the field.
 Plan plan_from_json(const std::string& text, const std::string& label);

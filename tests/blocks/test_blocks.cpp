@@ -20,6 +20,7 @@
 
 using namespace lincat;
 using lincat::test::expect_error;
+using lincat::test::FileSizeLimit;
 using lincat::test::TempDir;
 namespace fs = std::filesystem;
 
@@ -61,23 +62,6 @@ double max_diff(const std::string& file_a, const std::string& file_b) {
     }
     return a.names().size() == b.names().size() ? worst : INFINITY;
 }
-
-// Files written while it lives may not grow past `bytes` (writes fail with EFBIG, not SIGXFSZ).
-struct FileSizeLimit {
-    rlimit old{};
-    void (*old_handler)(int);
-    explicit FileSizeLimit(rlim_t bytes) {
-        old_handler = signal(SIGXFSZ, SIG_IGN);
-        getrlimit(RLIMIT_FSIZE, &old);
-        rlimit lim = old;
-        lim.rlim_cur = bytes;
-        setrlimit(RLIMIT_FSIZE, &lim);
-    }
-    ~FileSizeLimit() {
-        setrlimit(RLIMIT_FSIZE, &old);
-        signal(SIGXFSZ, old_handler);
-    }
-};
 
 }  // namespace
 

@@ -13,28 +13,8 @@
 #include "util/threads.h"
 
 using namespace lincat;
+using lincat::test::FileSizeLimit;
 using lincat::test::TempDir;
-
-namespace {
-
-// Files written while it lives may not grow past `bytes` (writes fail with EFBIG, not SIGXFSZ).
-struct FileSizeLimit {
-    rlimit old{};
-    void (*old_handler)(int);
-    explicit FileSizeLimit(rlim_t bytes) {
-        old_handler = signal(SIGXFSZ, SIG_IGN);
-        getrlimit(RLIMIT_FSIZE, &old);
-        rlimit lim = old;
-        lim.rlim_cur = bytes;
-        setrlimit(RLIMIT_FSIZE, &lim);
-    }
-    ~FileSizeLimit() {
-        setrlimit(RLIMIT_FSIZE, &old);
-        signal(SIGXFSZ, old_handler);
-    }
-};
-
-}  // namespace
 
 TEST(Faults, DiskFullWhileCheckpointingKeepsThePreviousCheckpoint) {
     init_torch_threads();
@@ -70,8 +50,8 @@ TEST(Faults, DiskFullWhileRecordingMetricsKeepsEarlierRows) {
     Workspace ws = Workspace::open(d.file("ws"));
     int64_t run = ws.create_run("s", "distill", "{}", "h");
     ws.record_step(run, "train", {0, 64, 1.0, 0.01, {0.5}});
-    const auto size = std::filesystem::file_size(d.file("ws/lincat.db")) +
-                      std::filesystem::file_size(d.file("ws/lincat.db-wal"));
+    const auto size =
+        std::filesystem::file_size(d.file("ws/lincat.db")) + std::filesystem::file_size(d.file("ws/lincat.db-wal"));
     bool failed = false;
     {
         FileSizeLimit limit(size + 8 * 1024);
