@@ -14,6 +14,7 @@ JobRunner::JobRunner(QObject* parent) : QObject(parent) {
     env.insert("LINCAT_PROGRESS_EVERY", "1");  // a progress line per step
     process_.setProcessEnvironment(env);
     connect(&process_, &QProcess::readyRead, this, &JobRunner::read_output);
+    connect(&process_, &QProcess::started, this, [this] { started_pids_.insert(process_.processId()); });
     connect(&process_, &QProcess::finished, this, [this](int code, QProcess::ExitStatus status) {
         read_output();
         QStringList lines = output_.split('\n', Qt::SkipEmptyParts);

@@ -7,6 +7,7 @@
 
 #include <QObject>
 #include <QProcess>
+#include <QSet>
 #include <QStringList>
 
 namespace lincat::studio {
@@ -32,6 +33,9 @@ class JobRunner : public QObject {
     qint64 pid() const { return process_.processId(); }
     const QString& label() const { return label_; }
     const QString& output() const { return output_; }
+    // Every process this runner started (a run recorded with another pid belongs to someone else,
+    // e.g. a Slurm job on another node writing to a shared workspace).
+    const QSet<qint64>& started_pids() const { return started_pids_; }
 
   signals:
     void progress(const lincat::studio::JobProgress& p);
@@ -41,6 +45,7 @@ class JobRunner : public QObject {
     void read_output();
     QProcess process_;
     QString label_, output_, partial_;
+    QSet<qint64> started_pids_;
 };
 
 }  // namespace lincat::studio

@@ -181,11 +181,12 @@ QTreeWidgetItem* SessionView::run_item(qint64 run) const {
     return nullptr;
 }
 
-// A run still marked running whose process is gone was killed or crashed: say so in the
-// database (its records stay), so it shows as failed and can be resumed.
+// A run still marked running whose process (one this studio started) is gone was killed or
+// crashed: say so in the database (its records stay), so it shows as failed and can be resumed.
+// Runs of other processes are left alone: their pid may live on another machine (Slurm).
 void SessionView::mark_dead_runs() {
     for (auto& r : ws_->runs()) {
-        if (r.status != "running" || r.pid <= 0) continue;
+        if (r.status != "running" || !job_.started_pids().contains(r.pid)) continue;
         if (job_.running() && r.pid == job_.pid()) continue;
         if (::kill(pid_t(r.pid), 0) == 0 || errno == EPERM) continue;
         ws_->set_run_status(r.id, "failed", "the job process ended without finishing (killed or crashed)");
