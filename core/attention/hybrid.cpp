@@ -76,6 +76,13 @@ torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tens
                                        const torch::Tensor& lambda, const WindowSpec& window) {
     check_window(window);
     check_inputs(q, k, v, f_q, f_k, gamma, lambda);
+    // Without a graph to build, work in place where it saves a pass over (B, H, n, *) data.
+    const bool inference = !torch::GradMode::is_enabled() ||
+                           !(q.requires_grad() || k.requires_grad() || v.requires_grad() || f_q.requires_grad() ||
+                             f_k.requires_grad() || gamma.requires_grad() || lambda.requires_grad());
+    // On a GPU, inference takes the fused kernel (kernels/); training keeps this LibTorch form.
+    if (hybrid_kernel_applies(q, f_q, window, !inference))
+        return hybrid_attention_kernel(q, k, v, f_q, f_k, gamma, lambda, window, KernelBackend::Cuda);
     const int64_t B = q.size(0), H = q.size(1), T = q.size(2), d = q.size(3);
     const int64_t w = window.size;
     const int64_t shift = block_shift(T, window);
@@ -90,10 +97,6 @@ torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tens
     };
     const double scale = 1.0 / std::sqrt(double(d));
     auto Q = pad(q) * scale, K = pad(k), V = pad(v), FQ = pad(f_q), FK = pad(f_k);  // (B,H,C,w,*)
-    // Without a graph to build, work in place where it saves a pass over (B, H, n, *) data.
-    const bool inference = !torch::GradMode::is_enabled() ||
-                           !(q.requires_grad() || k.requires_grad() || v.requires_grad() || f_q.requires_grad() ||
-                             f_k.requires_grad() || gamma.requires_grad() || lambda.requires_grad());
     // Keys of chunk c-1 then chunk c: (B, H, C, 2w, *).
     auto with_prev = [&](const torch::Tensor& x) {
         if (inference) {  // one buffer filled directly: two copies instead of three
@@ -207,6 +210,18 @@ torch::Tensor HybridState::step(const torch::Tensor& q, const torch::Tensor& k, 
     if (q.size(2) != 1) fail("hybrid decode: step takes one token, got ", q.size(2));
     if (!S_.defined()) allocate(k, f_k);
     const int64_t H = q.size(1), d = q.size(3), cap = capacity(), p = length_, slot = p % cap;
+    const bool needs_grad = torch::GradMode::is_enabled() &&
+                            (q.requires_grad() || k.requires_grad() || v.requires_grad() || gamma.requires_grad());
+    std::optional<KernelBackend> backend = kernel_;
+    if (!backend && q.is_cuda() && !needs_grad && hybrid_kernel_applies(q, f_q, window_, false))
+        backend = KernelBackend::Cuda;
+    if (backend) {
+        auto y = hybrid_decode_kernel(q, k, v, f_q, f_k, gamma, lambda, S_, z_, ring_k_, ring_v_, ring_f_, window_, cap,
+                                      p, *backend);
+        ring_pos_[slot] = p;
+        ++length_;
+        return y;
+    }
     // The token that last used this slot leaves the buffer: fold it into the linear state.
     if (p >= cap) {
         auto fk_old = ring_f_.narrow(2, slot, 1), v_old = ring_v_.narrow(2, slot, 1);  // (B,H,1,*)

@@ -8,10 +8,12 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "attention/attention.h"
 #include "attention/feature_map.h"
+#include "attention/hybrid_kernels.h"
 
 namespace lincat {
 
@@ -48,6 +50,9 @@ class HybridState : public AttentionState {
                        const torch::Tensor& f_k, const torch::Tensor& gamma, const torch::Tensor& lambda);
     // Loads the state after a prefill of T tokens from scratch (k, v, f_k of all of them).
     void absorb_prefill(const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& f_k);
+    // Steps run by the fused decode kernel: on CUDA tensors that is automatic (when built);
+    // Emulated runs the kernel's body on CPU tensors (tests).
+    void use_kernel(KernelBackend backend) { kernel_ = backend; }
 
   private:
     void allocate(const torch::Tensor& k, const torch::Tensor& f_k);
@@ -56,6 +61,7 @@ class HybridState : public AttentionState {
     torch::Tensor ring_k_, ring_v_, ring_f_;  // (B, H, cap, d|F) fp32
     torch::Tensor ring_pos_;                  // (cap) int64, -1 = empty
     int64_t length_ = 0;
+    std::optional<KernelBackend> kernel_;
 };
 
 struct HybridOptions {

@@ -30,10 +30,10 @@ static HybridOptions hybrid_options(const ModelConfig& c, const LinearizeOptions
 
 void linearize(LlamaModel& model, const LinearizeOptions& o) {
     const ModelConfig& c = model->config();
-    auto device = model->parameters().front().device();
+    const torch::Tensor like = model->parameters().front();  // new layers follow the model's device and dtype
     for (int64_t l : chosen_layers(c, o)) {
         auto core = std::make_shared<HybridAttentionImpl>(hybrid_options(c, o));
-        core->to(device);
+        core->to(like.device(), like.scalar_type());
         model->layer(l)->self_attn->set_core(core);
     }
 }

@@ -5,6 +5,7 @@
 
 #include "attention/linearize.h"
 #include "model/weights.h"
+#include "attention/hybrid_inputs.h"
 #include "test_util.h"
 #include "util/json.h"
 
@@ -13,23 +14,11 @@ using lincat::test::expect_error;
 
 namespace {
 
-struct Inputs {
-    torch::Tensor q, k, v, f_q, f_k, gamma, lambda;
-};
+using Inputs = lincat::test::HybridInputs;
+using lincat::test::random_hybrid_inputs;
 
-// Random inputs with q, k scaled like real attention (scores of a few units) and positive
-// features as a softmax_dim map gives.
 Inputs random_inputs(int64_t B, int64_t H, int64_t T, int64_t d, int64_t F, uint64_t seed) {
-    torch::manual_seed(seed);
-    Inputs in;
-    in.q = torch::randn({B, H, T, d}) * 1.5;
-    in.k = torch::randn({B, H, T, d}) * 1.5;
-    in.v = torch::randn({B, H, T, d});
-    in.f_q = torch::softmax(torch::randn({B, H, T, F}), -1);
-    in.f_k = torch::softmax(torch::randn({B, H, T, F}), -1);
-    in.gamma = torch::sigmoid(torch::randn({H}));
-    in.lambda = 1 - in.gamma;
-    return in;
+    return random_hybrid_inputs(B, H, T, d, F, seed);
 }
 
 // The spec, one (b, h, i) at a time.
@@ -62,7 +51,7 @@ torch::Tensor naive_hybrid(const Inputs& in, const WindowSpec& w) {
 }
 
 double max_diff(const torch::Tensor& a, const torch::Tensor& b) {
-    return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
+    return lincat::test::max_abs_diff(a, b);
 }
 
 torch::Tensor quadratic(const Inputs& in, const WindowSpec& w) {
