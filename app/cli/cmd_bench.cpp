@@ -245,11 +245,12 @@ int bench_attention(const Argv& argv) {
 }  // namespace
 
 int cmd_bench(const Argv& argv) {
-    if (argv.empty()) fail("bench: name a benchmark: attention, decode");
+    if (argv.empty()) fail("bench: name a benchmark: attention, decode, kernels");
     Argv rest(argv.begin() + 1, argv.end());
     if (argv[0] == "attention") return bench_attention(rest);
     if (argv[0] == "decode") return bench_decode(rest);
-    fail("bench: unknown benchmark '", argv[0], "' (known: attention, decode)");
+    if (argv[0] == "kernels") return bench_kernels(rest);
+    fail("bench: unknown benchmark '", argv[0], "' (known: attention, decode, kernels)");
 }
 
 }  // namespace lincat::cli

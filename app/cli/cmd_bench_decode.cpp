@@ -56,15 +56,17 @@ std::string mb(int64_t bytes) {
 
 int bench_decode(const Argv& argv) {
     Args a("bench decode",
-           {{"model", "model folder or cache name", false, "default"},
-            {"checkpoint", "linearized checkpoint (else fresh untrained feature maps: same speed and memory)"},
-            {"run", "or: the best checkpoint of this run (needs --workspace)"},
-            {"workspace", "workspace holding --run"},
-            {"context", "context lengths", false, "256,1K,4K,16K"},
-            {"batch", "sequences decoded together", false, "1"},
-            {"steps", "decode steps timed per context", false, "32"},
-            {"json", "print the rows as a JSON array", true}},
+           with_compute_options(
+               {{"model", "model folder or cache name", false, "default"},
+                {"checkpoint", "linearized checkpoint (else fresh untrained feature maps: same speed and memory)"},
+                {"run", "or: the best checkpoint of this run (needs --workspace)"},
+                {"workspace", "workspace holding --run"},
+                {"context", "context lengths", false, "256,1K,4K,16K"},
+                {"batch", "sequences decoded together", false, "1"},
+                {"steps", "decode steps timed per context", false, "32"},
+                {"json", "print the rows as a JSON array", true}}),
            argv);
+    apply_compute_options(a);
     std::string dir = resolve_model_dir(a.get("model", "default"));
     std::vector<int64_t> contexts;
     for (auto& item : split_list(a.get("context", "256,1K,4K,16K"))) {

@@ -104,7 +104,8 @@ void print_distill_outcome(const DistillOutcome& o, bool as_json, bool with_ppl)
 }
 
 int cmd_distill(const Argv& argv) {
-    Args a("distill", distill_options(), argv);
+    Args a("distill", with_compute_options(distill_options()), argv);
+    apply_compute_options(a);
     if (!a.has("workspace")) fail("--workspace DIR is required\n", a.help());
     std::string model_dir = resolve_model_dir(a.get("model", "default"));
     Workspace ws = Workspace::open(a.get("workspace"));

@@ -16,17 +16,19 @@ namespace lincat::cli {
 
 int cmd_eval(const Argv& argv) {
     Args a("eval",
-           {{"model", "model folder or cache name", false, "default"},
-            {"workspace", "workspace folder (the eval is recorded there)"},
-            {"run", "evaluate this run's best checkpoint (its data gives the held-out split)"},
-            {"checkpoint", "or: a linearized checkpoint folder"},
-            {"data", "held-out text files, cut into rows of --seq-len", false, "the run's eval split"},
-            {"seq-len", "tokens per row", false, "the run's, else min(256, model max)"},
-            {"max-rows", "evaluate at most this many rows", false, "all"},
-            {"tasks", "comma-separated multiple-choice JSONL files"},
-            {"output", "also write the JSON document to this file"},
-            {"json", "print the JSON document on stdout", true}},
+           with_compute_options(
+               {{"model", "model folder or cache name", false, "default"},
+                {"workspace", "workspace folder (the eval is recorded there)"},
+                {"run", "evaluate this run's best checkpoint (its data gives the held-out split)"},
+                {"checkpoint", "or: a linearized checkpoint folder"},
+                {"data", "held-out text files, cut into rows of --seq-len", false, "the run's eval split"},
+                {"seq-len", "tokens per row", false, "the run's, else min(256, model max)"},
+                {"max-rows", "evaluate at most this many rows", false, "all"},
+                {"tasks", "comma-separated multiple-choice JSONL files"},
+                {"output", "also write the JSON document to this file"},
+                {"json", "print the JSON document on stdout", true}}),
            argv);
+    apply_compute_options(a);
     if (!a.has("workspace")) fail("--workspace DIR is required\n", a.help());
     std::string model_dir = resolve_model_dir(a.get("model", "default"));
     EvalConfig c;

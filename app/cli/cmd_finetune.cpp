@@ -51,7 +51,8 @@ int cmd_finetune(const Argv& argv) {
         {"resume", "continue finetune run RUN from its last checkpoint"},
         {"json", "print one JSON object with the results on stdout", true}};
     specs.insert(specs.end(), kLoraOptions.begin(), kLoraOptions.end());
-    Args a("finetune", specs, argv);
+    Args a("finetune", with_compute_options(specs), argv);
+    apply_compute_options(a);
     if (!a.has("workspace")) fail("--workspace DIR is required\n", a.help());
     std::string model_dir = resolve_model_dir(a.get("model", "default"));
     Workspace ws = Workspace::open(a.get("workspace"));
@@ -119,7 +120,8 @@ int cmd_linearize(const Argv& argv) {
         {"seed", "seed", false, "0"},
         {"json", "print the final evaluation as JSON", true}};
     specs.insert(specs.end(), kLoraOptions.begin(), kLoraOptions.end());
-    Args a("linearize", specs, argv);
+    Args a("linearize", with_compute_options(specs), argv);
+    apply_compute_options(a);
     std::string model_dir = resolve_model_dir(a.get("model", "default"));
     std::string ws_dir = a.get("workspace", "lincat-workspace");
     Workspace ws = Workspace::open(ws_dir);

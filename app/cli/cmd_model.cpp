@@ -17,15 +17,10 @@
 #include "model/tokenizer.h"
 #include "train/checkpoint.h"
 #include "util/error.h"
+#include "util/compute.h"
 #include "util/file.h"
 
 namespace lincat::cli {
-
-static torch::Dtype parse_dtype(const std::string& s) {
-    if (s == "fp32" || s == "float32") return torch::kFloat32;
-    if (s == "bf16" || s == "bfloat16") return torch::kBFloat16;
-    fail("--dtype: '", s, "' is not one of fp32, bf16");
-}
 
 // The base model, or the base model with a linearized checkpoint applied.
 static LlamaModel load_model(const std::string& dir, const std::string& checkpoint, torch::Dtype dtype) {
@@ -53,23 +48,23 @@ int cmd_import_llama2c(const Argv& argv) {
 
 int cmd_generate(const Argv& argv) {
     Args a("generate",
-           {{"model", "model folder or cache name", false, "default"},
-            {"prompt", "prompt text (BOS is prepended)", false, "\"\""},
-            {"max-new-tokens", "tokens to generate", false, "256"},
-            {"greedy", "greedy decoding (the default unless --temperature is given)", true},
-            {"temperature", "sampling temperature", false, "0"},
-            {"top-p", "nucleus sampling threshold", false, "1"},
-            {"seed", "sampling seed", false, "42"},
-            {"dtype", "fp32 or bf16", false, "fp32"},
-            {"batch", "rows generated together (row 0 is printed)", false, "1"},
-            {"checkpoint", "linearized checkpoint folder (from lincat distill / finetune)"},
-            {"run", "or: the best checkpoint of this run (needs --workspace)"},
-            {"workspace", "workspace holding --run"},
-            {"json", "print one JSON object (text, tokens/s, state) instead of streaming", true}},
+           with_compute_options({{"model", "model folder or cache name", false, "default"},
+                                 {"prompt", "prompt text (BOS is prepended)", false, "\"\""},
+                                 {"max-new-tokens", "tokens to generate", false, "256"},
+                                 {"greedy", "greedy decoding (the default unless --temperature is given)", true},
+                                 {"temperature", "sampling temperature", false, "0"},
+                                 {"top-p", "nucleus sampling threshold", false, "1"},
+                                 {"seed", "sampling seed", false, "42"},
+                                 {"batch", "rows generated together (row 0 is printed)", false, "1"},
+                                 {"checkpoint", "linearized checkpoint folder (from lincat distill / finetune)"},
+                                 {"run", "or: the best checkpoint of this run (needs --workspace)"},
+                                 {"workspace", "workspace holding --run"},
+                                 {"json", "print one JSON object (text, tokens/s, state) instead of streaming", true}}),
            argv);
+    apply_compute_options(a);
     std::string dir = resolve_model_dir(a.get("model", "default"));
     Tokenizer tok = Tokenizer::load_dir(dir);
-    LlamaModel model = load_model(dir, checkpoint_from_args(a), parse_dtype(a.get("dtype", "fp32")));
+    LlamaModel model = load_model(dir, checkpoint_from_args(a), compute().dtype);
     const bool as_json = a.flag("json");
     GenerateOptions o;
     o.batch = a.get_int("batch", 1);
@@ -112,15 +107,16 @@ int cmd_generate(const Argv& argv) {
 
 int cmd_attention_map(const Argv& argv) {
     Args a("attention-map",
-           {{"model", "model folder or cache name", false, "default"},
-            {"prompt", "prompt text (BOS is prepended)"},
-            {"layer", "layer", false, "0"},
-            {"head", "head", false, "0"},
-            {"max-tokens", "use at most this many prompt tokens", false, "128"},
-            {"checkpoint", "linearized checkpoint folder"},
-            {"run", "or: the best checkpoint of this run (needs --workspace)"},
-            {"workspace", "workspace holding --run"}},
+           with_compute_options({{"model", "model folder or cache name", false, "default"},
+                                 {"prompt", "prompt text (BOS is prepended)"},
+                                 {"layer", "layer", false, "0"},
+                                 {"head", "head", false, "0"},
+                                 {"max-tokens", "use at most this many prompt tokens", false, "128"},
+                                 {"checkpoint", "linearized checkpoint folder"},
+                                 {"run", "or: the best checkpoint of this run (needs --workspace)"},
+                                 {"workspace", "workspace holding --run"}}),
            argv);
+    apply_compute_options(a);
     if (!a.has("prompt")) fail("--prompt TEXT is required\n", a.help());
     std::string dir = resolve_model_dir(a.get("model", "default"));
     Tokenizer tok = Tokenizer::load_dir(dir);
@@ -139,20 +135,20 @@ int cmd_attention_map(const Argv& argv) {
 
 int cmd_ppl(const Argv& argv) {
     Args a("ppl",
-           {{"model", "model folder or cache name", false, "default"},
-            {"data", "UTF-8 text file"},
-            {"seq-len", "window length in tokens", false, "the model's max_position_embeddings"},
-            {"stride", "window stride", false, "seq-len / 2"},
-            {"max-tokens", "score at most this many tokens", false, "all"},
-            {"dtype", "fp32 or bf16", false, "fp32"},
-            {"checkpoint", "linearized checkpoint folder (from lincat distill / finetune)"},
-            {"run", "or: the best checkpoint of this run (needs --workspace)"},
-            {"workspace", "workspace holding --run"}},
+           with_compute_options({{"model", "model folder or cache name", false, "default"},
+                                 {"data", "UTF-8 text file"},
+                                 {"seq-len", "window length in tokens", false, "the model's max_position_embeddings"},
+                                 {"stride", "window stride", false, "seq-len / 2"},
+                                 {"max-tokens", "score at most this many tokens", false, "all"},
+                                 {"checkpoint", "linearized checkpoint folder (from lincat distill / finetune)"},
+                                 {"run", "or: the best checkpoint of this run (needs --workspace)"},
+                                 {"workspace", "workspace holding --run"}}),
            argv);
+    apply_compute_options(a);
     if (!a.has("data")) fail("--data FILE is required\n", a.help());
     std::string dir = resolve_model_dir(a.get("model", "default"));
     Tokenizer tok = Tokenizer::load_dir(dir);
-    LlamaModel model = load_model(dir, checkpoint_from_args(a), parse_dtype(a.get("dtype", "fp32")));
+    LlamaModel model = load_model(dir, checkpoint_from_args(a), compute().dtype);
     std::string text = read_file(a.get("data"));
     auto tokens = tok.encode(text, true);
     int64_t max_tokens = a.get_int("max-tokens", 0);

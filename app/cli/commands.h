@@ -13,7 +13,8 @@ int cmd_generate(const Argv& argv);
 int cmd_ppl(const Argv& argv);
 int cmd_models(const Argv& argv);
 int cmd_bench(const Argv& argv);
-int bench_decode(const Argv& argv);  // `lincat bench decode`
+int bench_decode(const Argv& argv);   // `lincat bench decode`
+int bench_kernels(const Argv& argv);  // `lincat bench kernels` (CUDA)
 int cmd_distill(const Argv& argv);
 int cmd_plan(const Argv& argv);
 int cmd_finetune(const Argv& argv);

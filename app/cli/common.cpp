@@ -8,9 +8,20 @@
 #include <cstdio>
 
 #include "eval/evaluate.h"
+#include "util/compute.h"
 #include "util/error.h"
 
 namespace lincat::cli {
+
+std::vector<OptionSpec> with_compute_options(std::vector<OptionSpec> specs) {
+    specs.push_back({"device", "cpu, cuda or cuda:N (needs a LibTorch with CUDA)", false, "cpu"});
+    specs.push_back({"dtype", "auto, fp32 or bf16 (auto: bf16 on CUDA, fp32 on CPU)", false, "auto"});
+    return specs;
+}
+
+void apply_compute_options(const Args& a) {
+    set_compute(parse_compute(a.get("device", "cpu"), a.get("dtype", "auto")));
+}
 
 std::string duration_text(double s) {
     char buf[32];

@@ -22,6 +22,11 @@ std::function<void(const TrainProgress&)> progress_printer(const std::string& la
 const std::atomic<bool>* cancel_flag();
 void install_cancel_handler();
 
+// --device (cpu | cuda | cuda:N) and --dtype (auto | fp32 | bf16; auto = bf16 on a GPU) for
+// the commands that compute; apply before any model is loaded.
+std::vector<OptionSpec> with_compute_options(std::vector<OptionSpec> specs);
+void apply_compute_options(const Args& a);
+
 // --data's comma-separated files into a DataSpec: *.jsonl as Alpaca records, the rest as text.
 void add_data_files(DataSpec& spec, const std::string& list);
 

@@ -30,7 +30,7 @@ static void usage() {
                  "  stitch          block-wise: merge the trained blocks into one stage-1 run\n"
                  "  slurm           block-wise: write sbatch scripts (dump, block array, stitch) from a plan\n"
                  "  attention-map   teacher vs student attention weights of a prompt, layer and head (JSON)\n"
-                 "  bench           benchmarks (bench attention, bench decode)\n");
+                 "  bench           benchmarks (bench attention, bench decode, bench kernels)\n");
 }
 
 int main(int argc, char** argv) {

@@ -1,5 +1,7 @@
 #include "model/llama.h"
 
+#include "util/compute.h"
+
 #include "attention/softmax.h"
 #include "model/weights.h"
 #include "util/error.h"
@@ -112,7 +114,7 @@ torch::Tensor LlamaModelImpl::hidden(const torch::Tensor& tokens, ModelState* st
     auto bad = (tokens < 0) | (tokens >= config_.vocab_size);
     if (bad.any().item<bool>()) fail("model forward: token id out of range [0, ", config_.vocab_size, ")");
     const int64_t start = state ? state->position : 0;
-    auto x = model->embed_tokens(tokens);  // (B, T, C)
+    auto x = model->embed_tokens(tokens.to(model->embed_tokens->weight.device()));  // (B, T, C)
     for (int64_t i = 0; i < config_.num_hidden_layers; ++i)
         x = layer(i)->forward(x, rope_, start, state ? state->layers[i].get() : nullptr, tap_);
     if (state) state->position += tokens.size(1);
@@ -121,7 +123,7 @@ torch::Tensor LlamaModelImpl::hidden(const torch::Tensor& tokens, ModelState* st
 
 torch::Tensor LlamaModelImpl::embed(const torch::Tensor& tokens) {
     if (tokens.dim() != 2) fail("model embed: tokens must be (batch, time), got ", tokens.sizes());
-    return model->embed_tokens(tokens);
+    return model->embed_tokens(tokens.to(model->embed_tokens->weight.device()));
 }
 
 torch::Tensor LlamaModelImpl::run_layers(const torch::Tensor& x, int64_t first, int64_t last) {
@@ -129,7 +131,8 @@ torch::Tensor LlamaModelImpl::run_layers(const torch::Tensor& x, int64_t first, 
         fail("run_layers: layers [", first, ", ", last, ") are not inside [0, ", config_.num_hidden_layers, ")");
     if (x.dim() != 3 || x.size(2) != config_.hidden_size)
         fail("run_layers: hidden states must be (batch, time, ", config_.hidden_size, "), got ", x.sizes());
-    torch::Tensor h = x;
+    auto& w = model->embed_tokens->weight;  // saved states may sit on the CPU, in another dtype
+    torch::Tensor h = x.to(w.device(), w.scalar_type());
     for (int64_t i = first; i < last; ++i) h = layer(i)->forward(h, rope_, 0, nullptr, tap_);
     return h;
 }
@@ -163,11 +166,12 @@ void load_llama_weights(LlamaModel& model, const WeightStore& weights, torch::Dt
     for (auto& p : model->named_parameters()) p.value().set_requires_grad(false);
 }
 
-LlamaModel load_llama(const std::string& dir, torch::Dtype dtype) {
+LlamaModel load_llama(const std::string& dir, std::optional<torch::Dtype> dtype) {
     ModelConfig config = load_model_config(dir + "/config.json");
     WeightStore weights = WeightStore::open_dir(dir);
     LlamaModel model(config);
-    load_llama_weights(model, weights, dtype);
+    load_llama_weights(model, weights, dtype.value_or(compute().dtype));
+    if (!compute().device.is_cpu()) model->to(compute().device);
     model->eval();
     return model;
 }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -110,7 +111,8 @@ TORCH_MODULE(LlamaModel);
 
 // Loads config.json and the weights of a Hugging Face model folder. Every parameter must be
 // present with the shape the config implies; extra tensors (e.g. rotary inv_freq) are ignored.
-LlamaModel load_llama(const std::string& dir, torch::Dtype dtype = torch::kFloat32);
+// Onto compute().device, in `dtype` (default: compute().dtype, fp32 unless --dtype/--device say otherwise).
+LlamaModel load_llama(const std::string& dir, std::optional<torch::Dtype> dtype = std::nullopt);
 void load_llama_weights(LlamaModel& model, const WeightStore& weights, torch::Dtype dtype);
 
 }  // namespace lincat

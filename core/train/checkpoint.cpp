@@ -9,6 +9,7 @@
 
 #include "model/weights.h"
 #include "train/transfer.h"
+#include "util/compute.h"
 #include "util/error.h"
 #include "util/file.h"
 #include "util/json.h"
@@ -134,8 +135,9 @@ void load_lora_tensors(LlamaModel& model, const std::string& dir) {
     load_named_tensors(dir + "/adapter.safetensors", lora_tensors(model), "the LoRA adapters");
 }
 
-LlamaModel load_linearized(const std::string& model_dir, const std::string& dir, torch::Dtype dtype,
+LlamaModel load_linearized(const std::string& model_dir, const std::string& dir, std::optional<torch::Dtype> dtype_arg,
                            bool merge_adapters) {
+    const torch::Dtype dtype = dtype_arg.value_or(compute().dtype);  // fp32 weights are loaded, then cast
     std::string hash;
     LinearizeOptions o =
         linearization_from_json(read_file(dir + "/linearization.json", 1 << 20), dir + "/linearization.json", &hash);
@@ -164,7 +166,7 @@ LlamaModel load_linearized(const std::string& model_dir, const std::string& dir,
 std::string export_linearized_model(const std::string& model_dir, const std::string& checkpoint_dir,
                                     const std::string& out_dir) {
     if (fs::exists(out_dir)) fail(out_dir, ": already exists; export writes a new folder");
-    LlamaModel model = load_linearized(model_dir, checkpoint_dir);  // adapters merged
+    LlamaModel model = load_linearized(model_dir, checkpoint_dir, torch::kFloat32);  // adapters merged
     LinearizeOptions o = linearization_from_json(read_file(checkpoint_dir + "/linearization.json", 1 << 20),
                                                  checkpoint_dir + "/linearization.json", nullptr);
     fs::path tmp = out_dir + ".tmp." + std::to_string(getpid());

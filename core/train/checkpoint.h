@@ -28,7 +28,7 @@ std::string save_linear_checkpoint(const std::string& dir, const LlamaModel& mod
 // stage-2 checkpoint's adapters are merged into the weights unless merge_adapters is false
 // (then they stay attached, e.g. to continue training them).
 LlamaModel load_linearized(const std::string& model_dir, const std::string& checkpoint_dir,
-                           torch::Dtype dtype = torch::kFloat32, bool merge_adapters = true);
+                           std::optional<torch::Dtype> dtype = std::nullopt, bool merge_adapters = true);
 void load_linear_tensors(LlamaModel& model, const std::string& checkpoint_dir);
 // Loads every tensor of a (block) checkpoint into the matching linearized tensor of the model,
 // which may hold more; each must exist there with its shape. Returns the names loaded.

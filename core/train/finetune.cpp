@@ -162,7 +162,7 @@ FinetuneOutcome finetune(Workspace& ws, const std::string& model_dir, const Fine
         auto logits = model->forward(in).reshape({-1, model->config().vocab_size});
         torch::Tensor loss = torch::zeros({}, logits.options());
         if (cfg.xent_factor > 0) {
-            auto target = x.narrow(1, 1, x.size(1) - 1).reshape(-1);
+            auto target = x.narrow(1, 1, x.size(1) - 1).reshape(-1).to(logits.device());
             loss = loss + cfg.xent_factor * torch::nn::functional::cross_entropy(logits, target);
         }
         if (cfg.kd_factor > 0) {

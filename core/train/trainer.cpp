@@ -111,7 +111,9 @@ TrainOutcome train_loop(Workspace& ws, int64_t run, const std::string& run_dir, 
     if (resume) {
         if (auto last = ws.last_checkpoint(run)) {
             hooks.load(last->path);
-            torch::load(opt, last->path + "/optimizer.pt");
+            // Onto the parameters' device: a run may resume on another machine (CPU <-> GPU).
+            torch::load(opt, last->path + "/optimizer.pt",
+                        params.empty() ? torch::Device(torch::kCPU) : params.front().device());
             st = trainer_state_from_json(read_file(last->path + "/trainer.json"), last->path + "/trainer.json");
             st.plateau.factor = cfg.plateau_factor, st.plateau.patience = cfg.plateau_patience;
             set_lr(opt, st.plateau.lr);

@@ -53,6 +53,40 @@ TEST(Cli, ErrorsAreMessagesNotCrashes) {
     EXPECT_NE(r.out.find("usage: lincat generate"), std::string::npos) << r.out;
 }
 
+TEST(Cli, DeviceAndDtypeOptions) {
+    lincat::test::default_model_dir();
+    // bf16 weights on the CPU take the same path a GPU's default does: the story stays the same
+    // for its first words (bf16 rounds the weights, so later tokens may differ).
+    Result r = run("generate --greedy --max-new-tokens 12 --device cpu --dtype bf16");
+    EXPECT_EQ(r.code, 0) << r.out;
+    EXPECT_EQ(r.out.rfind("Once upon a time", 0), 0u) << r.out;
+    r = run("generate --device tpu");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("'tpu' is not cpu, cuda or cuda:N"), std::string::npos) << r.out;
+    r = run("generate --dtype fp8");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("'fp8' is not auto, fp32 or bf16"), std::string::npos) << r.out;
+    r = run("generate --device cuda --max-new-tokens 2");
+    if (r.code == 0) {
+        std::printf("a CUDA LibTorch with a GPU: generate --device cuda ran\n");
+    } else if (r.out.find("LibTorch without CUDA") != std::string::npos) {
+        // Debian's LibTorch: the same clear error from every command that computes, before any work.
+        for (const char* cmd :
+             {"generate", "ppl", "eval", "distill", "finetune", "linearize", "bench decode", "bench kernels"}) {
+            const bool takes_ws = std::string(cmd) != "bench kernels";
+            r = run(std::string(cmd) + " --device cuda" + (takes_ws ? " --workspace /nonexistent-ws" : ""));
+            EXPECT_EQ(r.code, 1) << cmd;
+            EXPECT_NE(r.out.find("LibTorch without CUDA"), std::string::npos) << cmd << ": " << r.out;
+            EXPECT_FALSE(std::filesystem::exists("/nonexistent-ws")) << cmd;
+        }
+    } else {
+        EXPECT_NE(r.out.find("sees no GPU"), std::string::npos) << r.out;  // CUDA LibTorch, no device
+    }
+    r = run("bench kernels");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("--device cuda"), std::string::npos) << r.out;
+}
+
 TEST(Cli, GenerateWithMissingCheckpointNamesIt) {
     Result r = run("generate --checkpoint /nonexistent/ckpt --max-new-tokens 3");
     EXPECT_EQ(r.code, 1);
