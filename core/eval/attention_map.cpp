@@ -21,7 +21,7 @@ struct QkTap : AttentionTap {
 };
 
 std::vector<std::vector<double>> rows_of(const torch::Tensor& w) {  // (T, T)
-    auto c = w.to(torch::kFloat64).contiguous();
+    auto c = w.to(torch::kCPU, torch::kFloat64).contiguous();  // weights may sit on a GPU
     const int64_t T = c.size(0);
     const double* p = c.data_ptr<double>();
     std::vector<std::vector<double>> out;

@@ -16,6 +16,7 @@ ModelComparison compare_models(LlamaModel& teacher, LlamaModel& student, const t
         auto x = rows.narrow(0, s, std::min(batch, rows.size(0) - s));
         auto in = x.narrow(1, 0, T - 1), target = x.narrow(1, 1, T - 1).unsqueeze(-1);
         auto lt = torch::log_softmax(teacher->forward(in), -1), ls = torch::log_softmax(student->forward(in), -1);
+        target = target.to(lt.device());  // rows live on the CPU; the models may not
         nll_t -= lt.gather(2, target).sum().item<double>();
         nll_s -= ls.gather(2, target).sum().item<double>();
         agree += (lt.argmax(-1) == ls.argmax(-1)).sum().item<double>();

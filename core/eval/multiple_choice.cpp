@@ -20,7 +20,7 @@ std::vector<double> choice_logliks(LlamaModel& model, const Tokenizer& tok, cons
         if (whole.size() <= ctx_len) fail("multiple choice: choice '", choice, "' adds no tokens to its context");
         std::vector<int64_t> ids(whole.begin(), whole.end());
         auto x = torch::tensor(ids, torch::kLong).view({1, -1});
-        auto logp = torch::log_softmax(model->forward(x.narrow(1, 0, x.size(1) - 1)), -1)[0];  // (n-1, V)
+        auto logp = torch::log_softmax(model->forward(x.narrow(1, 0, x.size(1) - 1)), -1)[0].cpu();  // (n-1, V)
         double sum = 0;
         for (size_t i = ctx_len; i < whole.size(); ++i) sum += logp[int64_t(i) - 1][whole[i]].item<double>();
         out.push_back(sum);

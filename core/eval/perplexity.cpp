@@ -46,7 +46,7 @@ double sequences_nll(LlamaModel& model, const torch::Tensor& rows, int64_t batch
     for (int64_t s = 0; s < rows.size(0); s += batch) {
         auto x = rows.narrow(0, s, std::min(batch, rows.size(0) - s));
         auto logits = model->forward(x.narrow(1, 0, x.size(1) - 1));
-        auto target = x.narrow(1, 1, x.size(1) - 1);
+        auto target = x.narrow(1, 1, x.size(1) - 1).to(logits.device());
         nll += torch::nn::functional::cross_entropy(
                    logits.reshape({-1, logits.size(-1)}), target.reshape(-1),
                    torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
