@@ -186,11 +186,11 @@ LINCAT_HD bool linear_local(const PrefillArgs& a, int64_t qp, int64_t kp) {
 //   qs   w x D      Q / sqrt(d), later FQ_c            (D = max(d, F))
 //   kvb  max((2w+1) x D, F x d)   K^T of chunks c-1, c; later FK_{c-1}, V of c-1, c, then S_c
 //   sc   w x 2w     the weights a(i, j) against chunks c-1, c
-//   num  w x d, den w, mx w
+//   num  w x d, den w
 LINCAT_HD int64_t output_smem_floats(const PrefillArgs& a) {
     const int64_t w = a.window, D = a.d > a.F ? a.d : a.F;
     const int64_t kv = (2 * w + 1) * D > a.F * a.d ? (2 * w + 1) * D : a.F * a.d;
-    return w * D + kv + 2 * w * w + w * a.d + 2 * w;
+    return w * D + kv + 2 * w * w + w * a.d + w;
 }
 LINCAT_HD void chunk_output(const Ctx& ctx, const PrefillArgs& a, const float* states, float* smem) {
     const int64_t c = ctx.bx, bh = ctx.by, h = bh % a.H, w = a.window, d = a.d, F = a.F;
@@ -200,7 +200,6 @@ LINCAT_HD void chunk_output(const Ctx& ctx, const PrefillArgs& a, const float* s
     float* sc = kvb + ((w2 + 1) * D > F * d ? (w2 + 1) * D : F * d);
     float* num = sc + w * w2;
     float* den = num + w * d;
-    float* mx = den + w;
     const float g = a.gamma[h], l = a.lambda[h];
     const int64_t q0 = c * w, k0 = (c - 1) * w;  // padded positions of the first query / key
 
@@ -218,7 +217,6 @@ LINCAT_HD void chunk_output(const Ctx& ctx, const PrefillArgs& a, const float* s
         if (m == -INFINITY) m = 0.0f;  // padding rows: nothing in the window
         for (int64_t j = 0; j < w2; ++j)
             sc[i * w2 + j] = in_window(a, q0 + i, k0 + j) ? g * expf(sc[i * w2 + j] - m) : 0.0f;
-        mx[i] = m;
     }
     // 3. Sliding windows: the keys of chunk c-1 left of the window are linear.
     if (a.sliding) {

@@ -1,4 +1,5 @@
 // Shape checks, sizes and the host emulation of the kernels (hybrid_body.h).
+#include <algorithm>
 #include <vector>
 
 #include "hybrid_body.h"
@@ -49,9 +50,7 @@ uint16_t float_to_bf16(float f) {
 void hybrid_prefill_emulated(const PrefillArgs& a, void* workspace) {
     auto* states = static_cast<float*>(workspace);
     const int64_t C = body::chunk_count(a), BH = a.B * a.H;
-    std::vector<float> smem(size_t(body::output_smem_floats(a) > body::chunk_state_smem_floats(a)
-                                       ? body::output_smem_floats(a)
-                                       : body::chunk_state_smem_floats(a)));
+    std::vector<float> smem(size_t(std::max(body::output_smem_floats(a), body::chunk_state_smem_floats(a))));
     body::Ctx ctx;
     for (ctx.by = 0; ctx.by < BH; ++ctx.by)
         for (ctx.bx = 0; ctx.bx < C; ++ctx.bx) body::chunk_state(ctx, a, states, smem.data());

@@ -10,7 +10,7 @@ using torch::indexing::Slice;
 
 // End alignment puts tk block edges at n - w, n - 2w, ...: the same as start alignment
 // after shifting positions right by (w - n % w) % w.
-static int64_t block_shift(int64_t n, const WindowSpec& w) {
+int64_t hybrid_block_shift(int64_t n, const WindowSpec& w) {
     return (w.kind == WindowKind::Terraced && w.align == BlockAlign::End) ? (w.size - n % w.size) % w.size : 0;
 }
 
@@ -24,7 +24,7 @@ torch::Tensor hybrid_window_mask(int64_t n, const WindowSpec& w) {
     auto j = torch::arange(n, torch::kLong).view({1, n});
     auto causal = j <= i;
     if (w.kind == WindowKind::Sliding) return causal & (i - j < w.size);
-    const int64_t shift = block_shift(n, w);
+    const int64_t shift = hybrid_block_shift(n, w);
     auto bi = (i + shift).div(w.size, "floor"), bj = (j + shift).div(w.size, "floor");
     return causal & (bj >= bi - 1);
 }
@@ -85,7 +85,7 @@ torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tens
         return hybrid_attention_kernel(q, k, v, f_q, f_k, gamma, lambda, window, KernelBackend::Cuda);
     const int64_t B = q.size(0), H = q.size(1), T = q.size(2), d = q.size(3);
     const int64_t w = window.size;
-    const int64_t shift = block_shift(T, window);
+    const int64_t shift = hybrid_block_shift(T, window);
     const int64_t C = (shift + T + w - 1) / w;  // chunks
     const int64_t pad_back = C * w - shift - T;
     auto dev = q.device();

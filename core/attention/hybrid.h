@@ -17,6 +17,10 @@
 
 namespace lincat {
 
+// End-aligned tk blocks over n tokens are start-aligned blocks after shifting positions right
+// by this much (0 for sliding windows and start alignment).
+int64_t hybrid_block_shift(int64_t n, const WindowSpec& window);
+
 // W(i) for queries 0..n-1 over keys 0..n-1: (n, n) bool, causal.
 torch::Tensor hybrid_window_mask(int64_t n, const WindowSpec& window);
 

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "attention/hybrid.h"
 #include "hybrid_attention.h"
 #include "util/error.h"
 
@@ -37,14 +38,10 @@ void check_device(const torch::Tensor& q, KernelBackend backend) {
         fail("hybrid attention kernel: the emulated backend runs on CPU tensors");
 }
 
-int64_t block_shift(int64_t n, const WindowSpec& w) {
-    return (w.kind == WindowKind::Terraced && w.align == BlockAlign::End) ? (w.size - n % w.size) % w.size : 0;
-}
-
 kernels::PrefillArgs prefill_shape(const torch::Tensor& q, const torch::Tensor& f_q, const WindowSpec& window) {
     kernels::PrefillArgs a;
     a.B = q.size(0), a.H = q.size(1), a.T = q.size(2), a.d = q.size(3), a.F = f_q.size(3);
-    a.window = window.size, a.sliding = window.kind == WindowKind::Sliding, a.shift = block_shift(a.T, window);
+    a.window = window.size, a.sliding = window.kind == WindowKind::Sliding, a.shift = hybrid_block_shift(a.T, window);
     return a;
 }
 

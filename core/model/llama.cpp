@@ -1,9 +1,8 @@
 #include "model/llama.h"
 
-#include "util/compute.h"
-
 #include "attention/softmax.h"
 #include "model/weights.h"
+#include "util/compute.h"
 #include "util/error.h"
 
 namespace lincat {
