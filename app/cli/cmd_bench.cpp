@@ -245,12 +245,13 @@ int bench_attention(const Argv& argv) {
 }  // namespace
 
 int cmd_bench(const Argv& argv) {
-    if (argv.empty()) fail("bench: name a benchmark: attention, decode, kernels");
+    if (argv.empty()) fail("bench: name a benchmark: attention, decode, kernels, load");
     Argv rest(argv.begin() + 1, argv.end());
     if (argv[0] == "attention") return bench_attention(rest);
     if (argv[0] == "decode") return bench_decode(rest);
     if (argv[0] == "kernels") return bench_kernels(rest);
-    fail("bench: unknown benchmark '", argv[0], "' (known: attention, decode, kernels)");
+    if (argv[0] == "load") return bench_load(rest);
+    fail("bench: unknown benchmark '", argv[0], "' (known: attention, decode, kernels, load)");
 }
 
 }  // namespace lincat::cli

@@ -14,6 +14,7 @@
 #include "model/llama.h"
 #include "model/llama2c.h"
 #include "model/model_dir.h"
+#include "model/model_summary.h"
 #include "model/tokenizer.h"
 #include "train/checkpoint.h"
 #include "util/error.h"
@@ -72,20 +73,21 @@ int cmd_generate(const Argv& argv) {
     o.temperature = a.flag("greedy") ? 0.0 : a.get_double("temperature", 0.0);
     o.top_p = a.get_double("top-p", 1.0);
     o.seed = uint64_t(a.get_int("seed", 42));
-    o.eos_id = tok.eos_id();
-    o.bos_id = tok.bos_id();
+    o.stop_ids = stop_tokens(tok);
     auto prompt = tok.encode(a.get("prompt"), true);
-    std::string shown = tok.decode(prompt), text = shown;
-    if (!as_json) std::fputs(shown.c_str(), stdout);
-    int32_t prev = prompt.back();
-    auto r = generate(model, prompt, o, [&](int32_t id) {
-        std::string piece = tok.decode_token(prev, id);
-        if (prev == tok.bos_id() && shown.empty() && !piece.empty() && piece[0] == ' ') piece.erase(0, 1);
+    if (prompt.empty() && tok.bos_id() >= 0) prompt.push_back(tok.bos_id());  // an empty prompt starts from BOS
+    TokenTextStream stream(tok);
+    std::string text;
+    auto show = [&](const std::string& piece) {
         text += piece;
         if (!as_json) std::fputs(piece.c_str(), stdout), std::fflush(stdout);
-        prev = id;
+    };
+    for (int32_t id : prompt) show(stream.push(id));
+    auto r = generate(model, prompt, o, [&](int32_t id) {
+        show(stream.push(id));
         return true;
     });
+    show(stream.finish());
     if (as_json) {
         std::printf("%s\n", json({{"text", text},
                                   {"linearized", has_hybrid_layers(model)},
@@ -137,7 +139,7 @@ int cmd_ppl(const Argv& argv) {
     Args a("ppl",
            with_compute_options({{"model", "model folder or cache name", false, "default"},
                                  {"data", "UTF-8 text file"},
-                                 {"seq-len", "window length in tokens", false, "the model's max_position_embeddings"},
+                                 {"seq-len", "window length in tokens", false, "min(max_position_embeddings, 2048)"},
                                  {"stride", "window stride", false, "seq-len / 2"},
                                  {"max-tokens", "score at most this many tokens", false, "all"},
                                  {"checkpoint", "linearized checkpoint folder (from lincat distill / finetune)"},
@@ -153,7 +155,7 @@ int cmd_ppl(const Argv& argv) {
     auto tokens = tok.encode(text, true);
     int64_t max_tokens = a.get_int("max-tokens", 0);
     if (max_tokens > 0 && int64_t(tokens.size()) > max_tokens) tokens.resize(size_t(max_tokens));
-    int64_t seq = a.get_int("seq-len", model->config().max_position_embeddings);
+    int64_t seq = a.get_int("seq-len", std::min(model->config().max_position_embeddings, kDefaultPerplexityWindow));
     int64_t stride = a.get_int("stride", std::max<int64_t>(1, seq / 2));
     auto r = perplexity(model, tokens, seq, stride);
     std::printf("perplexity %.4f over %lld tokens (%lld windows, seq-len %lld, stride %lld)\n", r.perplexity(),
@@ -168,11 +170,9 @@ int cmd_models(const Argv& argv) {
     if (models.empty()) std::printf("(no models; packaging/setup.sh fetches the default model)\n");
     for (auto& dir : models) {
         try {
-            ModelConfig c = load_model_config(dir + "/config.json");
-            std::printf("%-60s %s, %lld layers, hidden %lld, %.1fM params\n", dir.c_str(), c.model_type.c_str(),
-                        (long long)c.num_hidden_layers, (long long)c.hidden_size, double(c.parameter_count()) / 1e6);
+            std::printf("%s\n    %s\n", dir.c_str(), model_summary_text(summarize_model(dir)).c_str());
         } catch (const std::exception& e) {
-            std::printf("%-60s unreadable: %s\n", dir.c_str(), e.what());
+            std::printf("%s\n    cannot be loaded: %s\n", dir.c_str(), e.what());
         }
     }
     return 0;

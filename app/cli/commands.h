@@ -15,6 +15,7 @@ int cmd_models(const Argv& argv);
 int cmd_bench(const Argv& argv);
 int bench_decode(const Argv& argv);   // `lincat bench decode`
 int bench_kernels(const Argv& argv);  // `lincat bench kernels` (CUDA)
+int bench_load(const Argv& argv);     // `lincat bench load`: peak RSS of loading a model
 int cmd_distill(const Argv& argv);
 int cmd_plan(const Argv& argv);
 int cmd_finetune(const Argv& argv);

@@ -18,7 +18,7 @@
 
 #include "layer_bar_plot.h"
 #include "layer_error_view.h"
-#include "model/config.h"
+#include "model/model_summary.h"
 #include "planner_view.h"
 #include "plot_export.h"
 #include "session_view.h"
@@ -156,15 +156,9 @@ bool MainWindow::open_workspace(const QString& dir) {
 
 bool MainWindow::open_model(const QString& dir) {
     try {
-        ModelConfig c = load_model_config((dir + "/config.json").toStdString());
-        summary_->setText(QString("<b>%1</b> — %2, %3 layers, hidden %4, %5 heads (%6 kv), vocab %7, %8M parameters")
-                              .arg(dir, QString::fromStdString(c.model_type))
-                              .arg(c.num_hidden_layers)
-                              .arg(c.hidden_size)
-                              .arg(c.num_attention_heads)
-                              .arg(c.num_key_value_heads)
-                              .arg(c.vocab_size)
-                              .arg(double(c.parameter_count()) / 1e6, 0, 'f', 1));
+        ModelSummary m = summarize_model(dir.toStdString());  // checks config, tokenizer and weights
+        summary_->setText(QString("<b>%1</b> — %2")
+                              .arg(dir.toHtmlEscaped(), QString::fromStdString(model_summary_text(m)).toHtmlEscaped()));
         session_->set_model(dir);
         attention_->set_source(dir, session_->workspace_dir(), session_->selected_run());
         generate_->set_source(dir, session_->workspace_dir(), session_->selected_run());
@@ -172,7 +166,8 @@ bool MainWindow::open_model(const QString& dir) {
         statusBar()->showMessage("Opened " + dir);
         return true;
     } catch (const std::exception& e) {
-        summary_->setText(QString("Cannot open model: %1").arg(QString::fromUtf8(e.what())));
+        summary_->setText(QString("<b>Cannot open model</b> %1: %2")
+                              .arg(dir.toHtmlEscaped(), QString::fromUtf8(e.what()).toHtmlEscaped()));
         statusBar()->showMessage("Open failed");
         return false;
     }

@@ -1,6 +1,8 @@
 #include "attention/softmax.h"
 
 #include <cmath>
+#include <limits>
+#include <vector>
 
 #include "util/error.h"
 
@@ -40,17 +42,11 @@ int64_t KVCache::bytes() const {
     return k_.defined() ? 2 * length_ * k_.size(0) * k_.size(1) * k_.size(3) * k_.element_size() : 0;
 }
 
-torch::Tensor softmax_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, int64_t q_start,
-                                int64_t sliding_window, torch::Tensor* weights_out) {
-    TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "softmax_attention: expected 4-d q, k, v");
-    const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
-    const int64_t Hkv = k.size(1), S = k.size(2);
-    if (H % Hkv != 0 || k.sizes() != v.sizes() || k.size(0) != B || k.size(3) != D)
-        fail("softmax_attention: shapes q ", q.sizes(), ", k ", k.sizes(), ", v ", v.sizes(), " do not fit");
-    const int64_t G = H / Hkv;
-    // Group query heads by their kv head instead of copying k and v G times.
+// Queries [q_start, q_start + T) of q (B, Hkv, G, T, D) over all S keys, in fp32.
+static torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& kf, const torch::Tensor& vf, int64_t q_start,
+                            int64_t sliding_window, torch::Tensor* weights_out) {
+    const int64_t B = q.size(0), Hkv = q.size(1), G = q.size(2), T = q.size(3), D = q.size(4), S = kf.size(2);
     auto qf = q.to(torch::kFloat32).reshape({B, Hkv, G * T, D});
-    auto kf = k.to(torch::kFloat32);
     auto scores = torch::matmul(qf, kf.transpose(-1, -2)).mul_(1.0 / std::sqrt(double(D)));  // (B,Hkv,G*T,S)
     scores = scores.view({B, Hkv, G, T, S});
     auto qpos = torch::arange(q_start, q_start + T, torch::kLong).view({T, 1});
@@ -59,9 +55,40 @@ torch::Tensor softmax_attention(const torch::Tensor& q, const torch::Tensor& k, 
     if (sliding_window > 0) allowed = allowed & (qpos - kpos < sliding_window);
     scores.masked_fill_(allowed.logical_not().to(scores.device()), -std::numeric_limits<float>::infinity());
     auto w = torch::softmax(scores, -1);
-    auto out = torch::matmul(w.view({B, Hkv, G * T, S}), v.to(torch::kFloat32));  // (B,Hkv,G*T,D)
-    if (weights_out) *weights_out = w.reshape({B, H, T, S});
-    return out.view({B, H, T, D}).to(q.scalar_type());
+    if (weights_out) *weights_out = w.reshape({B, Hkv * G, T, S});
+    return torch::matmul(w.view({B, Hkv, G * T, S}), vf).view({B, Hkv, G, T, D});
+}
+
+torch::Tensor softmax_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, int64_t q_start,
+                                int64_t sliding_window, torch::Tensor* weights_out, int64_t max_score_bytes) {
+    TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "softmax_attention: expected 4-d q, k, v");
+    const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
+    const int64_t Hkv = k.size(1), S = k.size(2);
+    if (H % Hkv != 0 || k.sizes() != v.sizes() || k.size(0) != B || k.size(3) != D)
+        fail("softmax_attention: shapes q ", q.sizes(), ", k ", k.sizes(), ", v ", v.sizes(), " do not fit");
+    const int64_t G = H / Hkv;
+#if TORCH_VERSION_MAJOR >= 2
+    // On a GPU, LibTorch 2.x's fused SDPA (flash / memory-efficient kernels, fp32 accumulation).
+    if (q.is_cuda() && !weights_out && sliding_window == 0 && q_start == 0 && T == S) {
+        auto rep = [&](const torch::Tensor& t) {  // GQA: SDPA wants one kv head per query head
+            return G == 1 ? t : t.unsqueeze(2).expand({B, Hkv, G, S, D}).reshape({B, H, S, D});
+        };
+        return at::scaled_dot_product_attention(q, rep(k), rep(v), {}, 0.0, true);
+    }
+#endif
+    // Group query heads by their kv head instead of copying k and v G times.
+    auto qg = q.reshape({B, Hkv, G, T, D});
+    auto kf = k.to(torch::kFloat32), vf = v.to(torch::kFloat32);
+    // Chunk the queries so the fp32 scores stay under max_score_bytes however long the input.
+    const int64_t chunk = weights_out ? T : std::max<int64_t>(1, max_score_bytes / (4 * B * H * S));
+    if (chunk >= T)
+        return attend(qg, kf, vf, q_start, sliding_window, weights_out).view({B, H, T, D}).to(q.scalar_type());
+    std::vector<torch::Tensor> parts;
+    for (int64_t t0 = 0; t0 < T; t0 += chunk) {
+        const int64_t n = std::min(chunk, T - t0);
+        parts.push_back(attend(qg.narrow(3, t0, n), kf, vf, q_start + t0, sliding_window, nullptr).to(q.scalar_type()));
+    }
+    return torch::cat(parts, 3).view({B, H, T, D});
 }
 
 torch::Tensor SoftmaxAttentionImpl::forward(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,

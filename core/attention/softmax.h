@@ -22,9 +22,12 @@ class KVCache : public AttentionState {
 
 // Reference softmax attention of queries at positions [q_start, q_start + T) over keys at
 // positions [0, S). Returns (B, H, T, D) in q's dtype; `weights_out`, when given, gets the
-// (B, H, T, S) fp32 attention weights.
+// (B, H, T, S) fp32 attention weights. Without weights_out the queries are taken in chunks
+// whose fp32 scores stay under max_score_bytes, so long inputs never hold a T x S matrix.
+constexpr int64_t kMaxSoftmaxScoreBytes = int64_t(256) << 20;
 torch::Tensor softmax_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, int64_t q_start,
-                                int64_t sliding_window = 0, torch::Tensor* weights_out = nullptr);
+                                int64_t sliding_window = 0, torch::Tensor* weights_out = nullptr,
+                                int64_t max_score_bytes = kMaxSoftmaxScoreBytes);
 
 class SoftmaxAttentionImpl : public AttentionCoreImpl {
   public:

@@ -41,7 +41,10 @@ std::vector<int32_t> tokens_from_text_file(const Tokenizer& tok, const std::stri
         if (end == std::string::npos) end = text.size();
         std::string doc = text.substr(pos, end - pos);
         if (doc.find_first_not_of(" \n\t\r") != std::string::npos) {
-            auto ids = tok.encode(doc, true);
+            // Every document starts with BOS, also where the tokenizer adds none itself (Qwen's
+            // bos_token_id, <|endoftext|>, is its document separator).
+            auto ids = tok.encode(doc, false);
+            if (tok.bos_id() >= 0) ids.insert(ids.begin(), tok.bos_id());
             out.insert(out.end(), ids.begin(), ids.end());
         }
         pos = end + 2;
@@ -54,7 +57,7 @@ std::vector<int32_t> tokens_from_alpaca_jsonl(const Tokenizer& tok, const std::s
     std::vector<int32_t> out;
     for (const std::string& text : parse_alpaca_jsonl(read_file(path), path)) {
         auto ids = tok.encode(text, true);
-        ids.push_back(tok.eos_id());
+        if (tok.eos_id() >= 0) ids.push_back(tok.eos_id());
         out.insert(out.end(), ids.begin(), ids.end());
     }
     return out;
@@ -82,6 +85,8 @@ TokenData load_token_data(const DataSpec& spec, LlamaModel& teacher, const Token
                 fail(path, ": cached teacher samples have shape ", shape_str(all.sizes()), ", expected [",
                      spec.teacher_sequences, ",", spec.seq_len, "]");
         } else {
+            if (tok.bos_id() < 0)
+                fail("data: the model names no BOS (bos_token_id) to start teacher samples from; give --data files");
             all = sample_teacher_sequences(teacher, spec.teacher_sequences, spec.seq_len, spec.seed, tok.bos_id());
             std::filesystem::create_directories(cache_dir);
             save_tensors(path, {{"tokens", all.to(torch::kInt32)}}, {{"base_model_hash", model_hash}});

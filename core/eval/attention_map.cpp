@@ -21,7 +21,7 @@ struct QkTap : AttentionTap {
 };
 
 std::vector<std::vector<double>> rows_of(const torch::Tensor& w) {  // (T, T)
-    auto c = w.to(torch::kCPU, torch::kFloat64).contiguous();  // weights may sit on a GPU
+    auto c = w.to(torch::kCPU, torch::kFloat64).contiguous();       // weights may sit on a GPU
     const int64_t T = c.size(0);
     const double* p = c.data_ptr<double>();
     std::vector<std::vector<double>> out;
@@ -39,12 +39,14 @@ AttentionMap attention_map(LlamaModel& teacher, LlamaModel& student, const Token
     if (head < 0 || head >= c.num_attention_heads)
         fail("attention map: head ", head, " does not exist (the model has ", c.num_attention_heads, " heads)");
     std::vector<int32_t> ids = tok.encode(prompt, true);
+    if (ids.empty() && tok.bos_id() >= 0) ids.push_back(tok.bos_id());
+    if (ids.empty()) fail("attention map: the prompt has no tokens");
     if (int64_t(ids.size()) > max_tokens) ids.resize(size_t(max_tokens));
     auto x = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end())).unsqueeze(0);
 
     AttentionMap m;
     m.layer = layer, m.head = head;
-    for (auto id : ids) m.tokens.push_back(id == tok.bos_id() ? "<s>" : tok.piece(id));
+    for (auto id : ids) m.tokens.push_back(tok.piece(id));  // special tokens show their own text
     torch::NoGradGuard ng;
     QkTap t_tap(layer), s_tap(layer);
     teacher->set_tap(&t_tap);

@@ -10,6 +10,10 @@
 
 namespace lincat {
 
+// `lincat ppl`'s default window: the model's context, but never more than this (Llama 3.1's
+// max_position_embeddings is 131072, far past what a perplexity window needs).
+constexpr int64_t kDefaultPerplexityWindow = 2048;
+
 struct PerplexityResult {
     double nll_sum = 0;
     int64_t tokens_scored = 0;

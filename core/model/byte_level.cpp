@@ -61,9 +61,12 @@ bool byte_level_unmap(std::string_view s, std::string& out) {
         uint8_t c = uint8_t(s[i]);
         uint32_t cp;
         size_t len;
-        if (c < 0x80) cp = c, len = 1;
-        else if ((c >> 5) == 0x6 && i + 1 < s.size()) cp = ((c & 0x1F) << 6) | (uint8_t(s[i + 1]) & 0x3F), len = 2;
-        else return false;  // every stand-in is below U+0800
+        if (c < 0x80)
+            cp = c, len = 1;
+        else if ((c >> 5) == 0x6 && i + 1 < s.size())
+            cp = ((c & 0x1F) << 6) | (uint8_t(s[i + 1]) & 0x3F), len = 2;
+        else
+            return false;  // every stand-in is below U+0800
         auto it = m.from_cp.find(cp);
         if (it == m.from_cp.end()) return false;
         out += char(it->second);
@@ -75,8 +78,9 @@ bool byte_level_unmap(std::string_view s, std::string& out) {
 std::string nfc_normalize(std::string_view text) {
     if (text.empty()) return {};
     utf8proc_uint8_t* out = nullptr;
-    utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
-                                      utf8proc_ssize_t(text.size()), &out, utf8proc_option_t(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+    utf8proc_ssize_t n =
+        utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()), utf8proc_ssize_t(text.size()), &out,
+                     utf8proc_option_t(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
     if (n < 0) return std::string(text);  // not valid UTF-8: nothing to normalize
     std::string s(reinterpret_cast<char*>(out), size_t(n));
     std::free(out);
@@ -115,7 +119,7 @@ void RegexSplit::split(std::string_view text, std::vector<std::string_view>& pie
     while (start <= text.size()) {
         int rc = pcre2_match(code_->code, subject, text.size(), start, 0, md, nullptr);
         if (rc == PCRE2_ERROR_NOMATCH) break;  // the rest is one piece
-        if (rc < 0) {  // a match or depth limit (a pathological pattern): refuse, never guess
+        if (rc < 0) {                          // a match or depth limit (a pathological pattern): refuse, never guess
             PCRE2_UCHAR msg[256];
             pcre2_get_error_message(rc, msg, sizeof msg);
             pcre2_match_data_free(md);

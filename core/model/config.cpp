@@ -55,10 +55,16 @@ ModelConfig parse_model_config(const std::string& text, const std::string& label
         std::string arch = j["architectures"][0];
         if (arch == "LlamaForCausalLM") c.model_type = "llama";
         if (arch == "MistralForCausalLM") c.model_type = "mistral";
+        if (arch == "Qwen2ForCausalLM") c.model_type = "qwen2";
+        if (arch == "Qwen3ForCausalLM") c.model_type = "qwen3";
     }
-    if (c.model_type != "llama" && c.model_type != "mistral")
-        fail(label, ": field 'model_type' is '", c.model_type, "', which is not supported (supported: llama, mistral)");
-
+    if (c.model_type != "llama" && c.model_type != "mistral" && c.model_type != "qwen2" && c.model_type != "qwen3")
+        fail(label, ": field 'model_type' is '", c.model_type,
+             "', which is not supported (supported: llama, mistral, qwen2, qwen3; mixture-of-experts models such as "
+             "mixtral or qwen3_moe are not)");
+    for (const char* moe : {"num_experts", "num_local_experts", "num_experts_per_tok", "moe_intermediate_size"})
+        if (j.contains(moe) && !j[moe].is_null() && !(j[moe].is_number() && j[moe].get<double>() == 0))
+            fail(label, ": field '", moe, "' describes a mixture-of-experts model, which is not supported");
     c.vocab_size = json_get<int64_t>(j, "vocab_size", label);
     c.hidden_size = json_get<int64_t>(j, "hidden_size", label);
     c.intermediate_size = json_get<int64_t>(j, "intermediate_size", label);
@@ -93,6 +99,14 @@ ModelConfig parse_model_config(const std::string& text, const std::string& label
     require_positive(c.max_position_embeddings, "max_position_embeddings", label);
     c.sliding_window = json_get_or<int64_t>(j, "sliding_window", 0, label);
     if (c.sliding_window < 0) fail(label, ": field 'sliding_window' must not be negative");
+    const bool qwen = c.model_type == "qwen2" || c.model_type == "qwen3";
+    if (qwen) {
+        // Qwen configs carry a sliding_window that only counts with use_sliding_window true,
+        // and then only for layers from max_window_layers on: that mix is not supported.
+        if (json_get_or<bool>(j, "use_sliding_window", false, label))
+            fail(label, ": field 'use_sliding_window' is true; Qwen's per-layer sliding window is not supported");
+        c.sliding_window = 0;
+    }
     c.rms_norm_eps = json_get_or<double>(j, "rms_norm_eps", 1e-6, label);
     if (c.rms_norm_eps <= 0) fail(label, ": field 'rms_norm_eps' must be positive");
     c.rope_theta = json_get_or<double>(j, "rope_theta", 10000.0, label);
@@ -100,6 +114,8 @@ ModelConfig parse_model_config(const std::string& text, const std::string& label
     c.rope_scaling = parse_rope_scaling(j.value("rope_scaling", json()), label);
     c.tie_word_embeddings = json_get_or<bool>(j, "tie_word_embeddings", false, label);
     c.attention_bias = json_get_or<bool>(j, "attention_bias", false, label);
+    if (c.model_type == "qwen2") c.qkv_bias = true, c.attention_bias = false;  // Qwen2Attention: q/k/v bias, no o bias
+    c.qk_norm = c.model_type == "qwen3";
     c.mlp_bias = json_get_or<bool>(j, "mlp_bias", false, label);
     c.bos_token_id = first_token_id(j, "bos_token_id", 1, label);
     c.eos_token_id = first_token_id(j, "eos_token_id", 2, label);
@@ -115,15 +131,32 @@ ModelConfig load_model_config(const std::string& path) {
 
 int64_t ModelConfig::parameter_count() const {
     int64_t attn = hidden_size * q_dim() * 2 + hidden_size * kv_dim() * 2;
+    if (has_qkv_bias()) attn += q_dim() + 2 * kv_dim();
+    if (attention_bias) attn += hidden_size;
+    if (qk_norm) attn += 2 * head_dim;
     int64_t mlp = 3 * hidden_size * intermediate_size;
+    if (mlp_bias) mlp += 2 * intermediate_size + hidden_size;
     int64_t per_layer = attn + mlp + 2 * hidden_size;
     int64_t embed = vocab_size * hidden_size * (tie_word_embeddings ? 1 : 2);
     return num_hidden_layers * per_layer + embed + hidden_size;
 }
 
+std::string model_family_name(const ModelConfig& c) {
+    if (c.model_type == "qwen2") return "Qwen 2.5";
+    if (c.model_type == "qwen3") return "Qwen 3";
+    if (c.model_type == "mistral") return "Mistral";
+    if (c.rope_scaling.type == "llama3") return c.tie_word_embeddings ? "Llama 3.2" : "Llama 3.1";
+    if (c.vocab_size >= 128000) return "Llama 3";
+    return "Llama";
+}
+
 std::string model_config_to_json(const ModelConfig& c) {
     json j;
-    j["architectures"] = {c.model_type == "mistral" ? "MistralForCausalLM" : "LlamaForCausalLM"};
+    const char* arch = c.model_type == "mistral" ? "MistralForCausalLM"
+                       : c.model_type == "qwen2" ? "Qwen2ForCausalLM"
+                       : c.model_type == "qwen3" ? "Qwen3ForCausalLM"
+                                                 : "LlamaForCausalLM";
+    j["architectures"] = {arch};
     j["model_type"] = c.model_type;
     j["vocab_size"] = c.vocab_size;
     j["hidden_size"] = c.hidden_size;
@@ -147,6 +180,7 @@ std::string model_config_to_json(const ModelConfig& c) {
         j["rope_scaling"] = r;
     }
     if (c.sliding_window > 0) j["sliding_window"] = c.sliding_window;
+    if (c.model_type == "qwen2" || c.model_type == "qwen3") j["use_sliding_window"] = false;
     j["tie_word_embeddings"] = c.tie_word_embeddings;
     j["attention_bias"] = c.attention_bias;
     j["mlp_bias"] = c.mlp_bias;

@@ -1,5 +1,6 @@
 #include "model/generate.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "util/error.h"
@@ -10,6 +11,12 @@ double GenerateResult::tokens_per_second() const {
     size_t n = 0;
     for (auto& r : rows) n += r.size();
     return decode_seconds > 0 ? double(n) / decode_seconds : 0;
+}
+
+std::vector<int32_t> stop_tokens(const Tokenizer& tok) {
+    std::vector<int32_t> ids = tok.eos_ids();
+    if (tok.bos_id() >= 0 && std::find(ids.begin(), ids.end(), tok.bos_id()) == ids.end()) ids.push_back(tok.bos_id());
+    return ids;
 }
 
 // logits (B, V) -> one token per row.
@@ -61,7 +68,7 @@ GenerateResult generate(LlamaModel& model, const std::vector<int32_t>& prompt, c
         bool any = false;
         for (size_t b = 0; b < next.size(); ++b) {
             if (done[b]) continue;
-            if (o.stop_at_eos && (next[b] == o.eos_id || next[b] == o.bos_id)) {
+            if (o.stop_at_eos && std::find(o.stop_ids.begin(), o.stop_ids.end(), next[b]) != o.stop_ids.end()) {
                 done[b] = true;
                 continue;
             }

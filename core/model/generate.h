@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "model/llama.h"
+#include "model/tokenizer.h"
 
 namespace lincat {
 
@@ -15,9 +16,8 @@ struct GenerateOptions {
     double top_p = 1.0;
     uint64_t seed = 42;
     bool stop_at_eos = true;
-    int32_t eos_id = 2;
-    int32_t bos_id = 1;  // llama2.c-trained models end a story by emitting BOS
-    int64_t batch = 1;   // rows generated together from the same prompt (one state each)
+    std::vector<int32_t> stop_ids = {2, 1};  // stop_tokens(tokenizer): every EOS, and BOS
+    int64_t batch = 1;                       // rows generated together from the same prompt (one state each)
 };
 
 struct GenerateResult {
@@ -29,6 +29,10 @@ struct GenerateResult {
     // Tokens produced per second of decoding, all rows together.
     double tokens_per_second() const;
 };
+
+// The ids a row stops at: every EOS the model folder names (Llama 3.1 Instruct has three)
+// and BOS (llama2.c-trained models end a story by emitting it; Qwen's is <|endoftext|>).
+std::vector<int32_t> stop_tokens(const Tokenizer& tokenizer);
 
 // on_token(id) is called for each new token of row 0 as soon as it is chosen; return false to
 // stop. Rows stop at EOS independently; generation ends when every row has stopped.

@@ -7,6 +7,23 @@
 
 namespace lincat {
 
+LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) {
+    weight = register_parameter("weight", torch::empty({out, in}));
+    if (with_bias) bias = register_parameter("bias", torch::empty({out}));
+}
+
+torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
+    return torch::nn::functional::linear(x, weight, bias);
+}
+
+EmbeddingImpl::EmbeddingImpl(int64_t count, int64_t dim) {
+    weight = register_parameter("weight", torch::empty({count, dim}));
+}
+
+torch::Tensor EmbeddingImpl::forward(const torch::Tensor& ids) {
+    return torch::embedding(weight, ids);
+}
+
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {
     weight = register_parameter("weight", torch::ones({dim}));
 }
@@ -19,13 +36,14 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
 
 LlamaAttentionImpl::LlamaAttentionImpl(const ModelConfig& c, int64_t layer)
     : layer_index(layer), n_heads(c.num_attention_heads), n_kv_heads(c.num_key_value_heads), head_dim(c.head_dim) {
-    auto lin = [&](int64_t in, int64_t out) {
-        return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(c.attention_bias));
-    };
-    q_proj = register_module("q_proj", lin(c.hidden_size, c.q_dim()));
-    k_proj = register_module("k_proj", lin(c.hidden_size, c.kv_dim()));
-    v_proj = register_module("v_proj", lin(c.hidden_size, c.kv_dim()));
-    o_proj = register_module("o_proj", lin(c.q_dim(), c.hidden_size));
+    q_proj = register_module("q_proj", Linear(c.hidden_size, c.q_dim(), c.has_qkv_bias()));
+    k_proj = register_module("k_proj", Linear(c.hidden_size, c.kv_dim(), c.has_qkv_bias()));
+    v_proj = register_module("v_proj", Linear(c.hidden_size, c.kv_dim(), c.has_qkv_bias()));
+    o_proj = register_module("o_proj", Linear(c.q_dim(), c.hidden_size, c.attention_bias));
+    if (c.qk_norm) {
+        q_norm = register_module("q_norm", RMSNorm(c.head_dim, c.rms_norm_eps));
+        k_norm = register_module("k_norm", RMSNorm(c.head_dim, c.rms_norm_eps));
+    }
     set_core(std::make_shared<SoftmaxAttentionImpl>(c.sliding_window));
 }
 
@@ -42,6 +60,7 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const Rope& ro
     auto q = project(q_proj, q_lora, x).view({B, T, n_heads, head_dim}).transpose(1, 2);
     auto k = project(k_proj, k_lora, x).view({B, T, n_kv_heads, head_dim}).transpose(1, 2);
     auto v = project(v_proj, v_lora, x).view({B, T, n_kv_heads, head_dim}).transpose(1, 2);
+    if (q_norm) q = q_norm(q), k = k_norm(k);
     q = rope.apply(q, start);
     k = rope.apply(k, start);
     auto y = core_->forward(q, k, v, state);  // (B, H, T, D)
@@ -50,12 +69,9 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const Rope& ro
 }
 
 LlamaMLPImpl::LlamaMLPImpl(const ModelConfig& c) {
-    auto lin = [&](int64_t in, int64_t out) {
-        return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(c.mlp_bias));
-    };
-    gate_proj = register_module("gate_proj", lin(c.hidden_size, c.intermediate_size));
-    up_proj = register_module("up_proj", lin(c.hidden_size, c.intermediate_size));
-    down_proj = register_module("down_proj", lin(c.intermediate_size, c.hidden_size));
+    gate_proj = register_module("gate_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias));
+    up_proj = register_module("up_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias));
+    down_proj = register_module("down_proj", Linear(c.intermediate_size, c.hidden_size, c.mlp_bias));
 }
 
 torch::Tensor LlamaMLPImpl::forward(const torch::Tensor& x) {
@@ -76,7 +92,7 @@ torch::Tensor LlamaDecoderLayerImpl::forward(const torch::Tensor& x, const Rope&
 }
 
 LlamaBodyImpl::LlamaBodyImpl(const ModelConfig& c) {
-    embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
+    embed_tokens = register_module("embed_tokens", Embedding(c.vocab_size, c.hidden_size));
     layers = register_module("layers", torch::nn::ModuleList());
     for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(LlamaDecoderLayer(c, i));
     norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
@@ -91,8 +107,7 @@ int64_t ModelState::bytes() const {
 LlamaModelImpl::LlamaModelImpl(const ModelConfig& config) : config_(config), rope_(config) {
     model = register_module("model", LlamaBody(config));
     if (!config.tie_word_embeddings)
-        lm_head = register_module(
-            "lm_head", torch::nn::Linear(torch::nn::LinearOptions(config.hidden_size, config.vocab_size).bias(false)));
+        lm_head = register_module("lm_head", Linear(config.hidden_size, config.vocab_size, false));
 }
 
 LlamaDecoderLayer LlamaModelImpl::layer(int64_t i) const {
@@ -145,7 +160,7 @@ torch::Tensor LlamaModelImpl::forward(const torch::Tensor& tokens, ModelState* s
     return lm_head_forward(hidden(tokens, state));
 }
 
-void load_llama_weights(LlamaModel& model, const WeightStore& weights, torch::Dtype dtype) {
+void load_llama_weights(LlamaModel& model, const WeightStore& weights, torch::Dtype dtype, torch::Device device) {
     torch::NoGradGuard no_grad;
     for (auto& p : model->named_parameters()) {
         const std::string& name = p.key();
@@ -160,7 +175,7 @@ void load_llama_weights(LlamaModel& model, const WeightStore& weights, torch::Dt
         if (info.dtype != DType::F32 && info.dtype != DType::F16 && info.dtype != DType::BF16)
             fail(weights.file_of(name), ": tensor '", name, "' has dtype ", dtype_name(info.dtype),
                  ", expected F32, F16 or BF16");
-        p.value().set_data(weights.get(name, dtype));
+        p.value().set_data(weights.get(name, dtype, device));
     }
     for (auto& p : model->named_parameters()) p.value().set_requires_grad(false);
 }
@@ -169,8 +184,8 @@ LlamaModel load_llama(const std::string& dir, std::optional<torch::Dtype> dtype)
     ModelConfig config = load_model_config(dir + "/config.json");
     WeightStore weights = WeightStore::open_dir(dir);
     LlamaModel model(config);
-    load_llama_weights(model, weights, dtype.value_or(compute().dtype));
-    if (!compute().device.is_cpu()) model->to(compute().device);
+    load_llama_weights(model, weights, dtype.value_or(compute().dtype), compute().device);
+    if (!compute().device.is_cpu()) model->to(compute().device);  // the RMSNorm-free rest, if any
     model->eval();
     return model;
 }

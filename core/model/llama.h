@@ -1,7 +1,8 @@
 // A Llama-family decoder in LibTorch: embeddings, RMSNorm, RoPE, grouped-query attention
-// with a replaceable core, SwiGLU, tied or untied LM head. Parameter names are the
-// Hugging Face checkpoint keys ("model.layers.0.self_attn.q_proj.weight"): they are our
-// file format, so they never change.
+// with a replaceable core, SwiGLU, tied or untied LM head. One module serves every family
+// config.h accepts: Qwen 2.5's q/k/v bias and Qwen 3's per-head q/k RMSNorm are config
+// switches. Parameter names are the Hugging Face checkpoint keys
+// ("model.layers.0.self_attn.q_proj.weight"): they are our file format, so they never change.
 #pragma once
 
 #include <memory>
@@ -11,6 +12,7 @@
 
 #include "attention/attention.h"
 #include "model/config.h"
+#include "model/linear.h"
 #include "model/lora.h"
 #include "model/rope.h"
 #include "util/torch_prelude.h"
@@ -35,7 +37,8 @@ struct LlamaAttentionImpl : torch::nn::Module {
     void set_core(std::shared_ptr<AttentionCoreImpl> core);
     std::shared_ptr<AttentionCoreImpl> core() const { return core_; }
 
-    torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+    Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+    RMSNorm q_norm{nullptr}, k_norm{nullptr};  // Qwen 3: over head_dim, per head, before RoPE
     // Optional LoRA adapters (stage 2); not registered, so base checkpoints keep their keys.
     LoraAdapter q_lora{nullptr}, k_lora{nullptr}, v_lora{nullptr}, o_lora{nullptr};
     int64_t layer_index, n_heads, n_kv_heads, head_dim;
@@ -48,7 +51,7 @@ TORCH_MODULE(LlamaAttention);
 struct LlamaMLPImpl : torch::nn::Module {
     explicit LlamaMLPImpl(const ModelConfig& config);
     torch::Tensor forward(const torch::Tensor& x);
-    torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+    Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
     LoraAdapter gate_lora{nullptr}, up_lora{nullptr}, down_lora{nullptr};
 };
 TORCH_MODULE(LlamaMLP);
@@ -65,7 +68,7 @@ TORCH_MODULE(LlamaDecoderLayer);
 
 struct LlamaBodyImpl : torch::nn::Module {  // HF's "model." prefix
     explicit LlamaBodyImpl(const ModelConfig& config);
-    torch::nn::Embedding embed_tokens{nullptr};
+    Embedding embed_tokens{nullptr};
     torch::nn::ModuleList layers{nullptr};
     RMSNorm norm{nullptr};
 };
@@ -100,7 +103,7 @@ class LlamaModelImpl : public torch::nn::Module {
     void set_tap(AttentionTap* tap) { tap_ = tap; }
 
     LlamaBody model{nullptr};
-    torch::nn::Linear lm_head{nullptr};  // absent (nullptr) when tie_word_embeddings
+    Linear lm_head{nullptr};  // absent (nullptr) when tie_word_embeddings
 
   private:
     ModelConfig config_;
@@ -111,8 +114,11 @@ TORCH_MODULE(LlamaModel);
 
 // Loads config.json and the weights of a Hugging Face model folder. Every parameter must be
 // present with the shape the config implies; extra tensors (e.g. rotary inv_freq) are ignored.
-// Onto compute().device, in `dtype` (default: compute().dtype, fp32 unless --dtype/--device say otherwise).
+// Onto compute().device, in `dtype` (default: compute().dtype, fp32 unless --dtype/--device say
+// otherwise). Each tensor goes from the mmap straight into its dtype and device: loading peaks
+// near the weights' bytes in that dtype, not twice that.
 LlamaModel load_llama(const std::string& dir, std::optional<torch::Dtype> dtype = std::nullopt);
-void load_llama_weights(LlamaModel& model, const WeightStore& weights, torch::Dtype dtype);
+void load_llama_weights(LlamaModel& model, const WeightStore& weights, torch::Dtype dtype,
+                        torch::Device device = torch::kCPU);
 
 }  // namespace lincat

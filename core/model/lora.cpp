@@ -17,7 +17,7 @@ torch::Tensor LoraAdapterImpl::forward(const torch::Tensor& x) {
     return torch::matmul(torch::matmul(h, A.t()), B.t()) * scale;
 }
 
-torch::Tensor project(torch::nn::Linear& base, const LoraAdapter& lora, const torch::Tensor& x) {
+torch::Tensor project(Linear& base, const LoraAdapter& lora, const torch::Tensor& x) {
     auto y = base(x);
     return lora ? y + lora.ptr()->forward(x).to(y.scalar_type()) : y;
 }

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "model/linear.h"
 #include "model/lora_options.h"
 #include "util/torch_prelude.h"
 
@@ -21,6 +22,6 @@ struct LoraAdapterImpl : torch::nn::Module {
 TORCH_MODULE(LoraAdapter);
 
 // base(x), plus the adapter's delta when one is attached.
-torch::Tensor project(torch::nn::Linear& base, const LoraAdapter& lora, const torch::Tensor& x);
+torch::Tensor project(Linear& base, const LoraAdapter& lora, const torch::Tensor& x);
 
 }  // namespace lincat

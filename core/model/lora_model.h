@@ -11,7 +11,7 @@ namespace lincat {
 
 struct LoraSlot {
     std::string name;  // "model.layers.3.self_attn.q_proj"
-    torch::nn::Linear* base;
+    Linear* base;
     LoraAdapter* adapter;
 };
 
@@ -31,6 +31,5 @@ void set_lora_training(const LlamaModel& model, bool on);
 
 // W += scale * B A for every attached adapter, then detaches them: same function, no extra cost.
 void merge_lora(const LlamaModel& model);
-
 
 }  // namespace lincat

@@ -53,6 +53,11 @@ class SafetensorsFile {
     const std::map<std::string, std::string>& metadata() const { return header_.metadata; }
     const TensorInfo* find(const std::string& name) const;
     const uint8_t* data(const TensorInfo& t) const { return file_.data() + header_.data_start + t.begin; }
+    // Bytes [from, from + length) of the tensor have been copied out: let the kernel drop
+    // their pages from our RSS.
+    void release(const TensorInfo& t, uint64_t from, uint64_t length) const {
+        file_.release(header_.data_start + t.begin + from, length);
+    }
 
   private:
     MappedFile file_;

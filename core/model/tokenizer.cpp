@@ -35,7 +35,7 @@ struct Tokenizer::Impl {
     std::vector<float> scores;        // from tokenizer.bin; rank-derived for tokenizer.json
     std::vector<int16_t> byte_value;  // -1, or the byte a fallback token stands for
     std::vector<bool> special;
-    std::vector<AddedToken> added;  // longest first, so the longest match wins at a position
+    std::vector<AddedToken> added;                           // longest first, so the longest match wins at a position
     std::vector<std::vector<uint32_t>> added_by_first_byte;  // 256 lists of indices into `added`
     std::unordered_map<std::string, int32_t> piece_to_id;
     std::unordered_map<std::string, int32_t> added_to_id;
@@ -60,7 +60,8 @@ struct Tokenizer::Impl {
         std::stable_sort(added.begin(), added.end(),
                          [](const AddedToken& a, const AddedToken& b) { return a.content.size() > b.content.size(); });
         added_by_first_byte.assign(256, {});
-        for (size_t i = 0; i < added.size(); ++i) added_by_first_byte[uint8_t(added[i].content[0])].push_back(uint32_t(i));
+        for (size_t i = 0; i < added.size(); ++i)
+            added_by_first_byte[uint8_t(added[i].content[0])].push_back(uint32_t(i));
     }
 
     void index_pieces() {
@@ -406,12 +407,14 @@ Tokenizer Tokenizer::load_dir(const std::string& dir) {
     const Impl& m = *t.impl_;
     auto id_of = [&](const std::string& content, const char* field) {
         int32_t id = t.token_id(content);
-        if (id < 0) fail(s.tokenizer_config_path, ": field '", field, "' is '", content, "', which is not a token of ", js);
+        if (id < 0)
+            fail(s.tokenizer_config_path, ": field '", field, "' is '", content, "', which is not a token of ", js);
         return id;
     };
     auto checked = [&](int64_t id, const char* file, const char* field) {
         if (id < 0 || id >= int64_t(m.pieces.size()))
-            fail(dir, "/", file, ": field '", field, "' is ", id, ", outside the tokenizer's ", m.pieces.size(), " ids");
+            fail(dir, "/", file, ": field '", field, "' is ", id, ", outside the tokenizer's ", m.pieces.size(),
+                 " ids");
         return int32_t(id);
     };
     int32_t bos = m.bos;
@@ -425,9 +428,12 @@ Tokenizer Tokenizer::load_dir(const std::string& dir) {
     }
     if (s.bos_token_null) {
         adds_bos = false;  // Qwen: no BOS in text; generation still starts from config's bos_token_id
-        if (s.generation_bos) bos = checked(*s.generation_bos, "generation_config.json", "bos_token_id");
-        else if (s.config_bos) bos = checked(*s.config_bos, "config.json", "bos_token_id");
-        else bos = -1;
+        if (s.generation_bos)
+            bos = checked(*s.generation_bos, "generation_config.json", "bos_token_id");
+        else if (s.config_bos)
+            bos = checked(*s.config_bos, "config.json", "bos_token_id");
+        else
+            bos = -1;
     }
     if (s.add_bos_token) adds_bos = *s.add_bos_token;
     if (adds_bos && bos < 0) fail(s.tokenizer_config_path, ": add_bos_token is true but the model names no BOS");
@@ -562,8 +568,8 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special) 
             const AddedToken& a = m.added[i];
             if (text.compare(pos, a.content.size(), a.content) != 0) continue;
             size_t end = pos + a.content.size();
-            if (a.single_word && ((pos > 0 && is_word_char(text[pos - 1])) ||
-                                  (end < text.size() && is_word_char(text[end]))))
+            if (a.single_word &&
+                ((pos > 0 && is_word_char(text[pos - 1])) || (end < text.size() && is_word_char(text[end]))))
                 continue;
             hit = &a;
             break;
@@ -654,8 +660,8 @@ static size_t complete_utf8_prefix(const std::string& s) {
     size_t n = s.size();
     for (size_t back = 1; back <= 3 && back <= n; ++back) {
         uint8_t c = uint8_t(s[n - back]);
-        if ((c & 0xC0) == 0x80) continue;              // a continuation byte: look further back
-        size_t need = c >= 0xC0 ? utf8_len(c) : 1;   // a lead byte (or ASCII)
+        if ((c & 0xC0) == 0x80) continue;           // a continuation byte: look further back
+        size_t need = c >= 0xC0 ? utf8_len(c) : 1;  // a lead byte (or ASCII)
         return need > back ? n - back : n;
     }
     return n;  // four or more continuation bytes: invalid, release them as they are
@@ -749,8 +755,7 @@ std::string Tokenizer::to_hf_json() const {
     j["pre_tokenizer"] = nullptr;
     j["post_processor"] = {
         {"type", "TemplateProcessing"},
-        {"single",
-         {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+        {"single", {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
         {"pair",
          {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}},
           {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},

@@ -38,7 +38,7 @@ class Tokenizer {
     int64_t vocab_size() const;
     int32_t bos_id() const;  // -1 when the model has none (Qwen); generation may start from it
     bool adds_bos() const;
-    int32_t eos_id() const;                     // the main end token
+    int32_t eos_id() const;                       // the main end token
     const std::vector<int32_t>& eos_ids() const;  // every id generation stops at (Llama 3.1: 3)
     bool is_special(int32_t id) const;
     // The token's text as a person reads it (byte-level pieces unmapped, word mark as ' ').

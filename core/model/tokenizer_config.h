@@ -23,8 +23,8 @@ struct SpecialTokenConfig {
 };
 
 SpecialTokenConfig parse_special_token_config(const std::string* tokenizer_config_json,
-                                              const std::string* generation_config_json,
-                                              const std::string* config_json, const std::string& dir);
+                                              const std::string* generation_config_json, const std::string* config_json,
+                                              const std::string& dir);
 SpecialTokenConfig read_special_token_config(const std::string& dir);
 
 }  // namespace lincat

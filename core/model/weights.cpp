@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "util/file.h"
 #include "util/json.h"
 
@@ -104,15 +106,33 @@ const std::string& WeightStore::file_of(const std::string& name) const {
     return files_[it->second.first]->path();
 }
 
-torch::Tensor WeightStore::get(const std::string& name, torch::Dtype dtype) const {
+torch::Tensor WeightStore::get(const std::string& name, torch::Dtype dtype, torch::Device device) const {
     auto it = where_.find(name);
     if (it == where_.end()) fail("model weights: tensor '", name, "' is missing");
     const SafetensorsFile& f = *files_[it->second.first];
     const TensorInfo& t = *it->second.second;
-    // from_blob views the mmap; clone() copies it out so the tensor outlives nothing.
+    // from_blob views the mmap. The tensor is copied out in slabs of rows, converted on the
+    // way, and each slab's file pages are released behind it: loading holds the weights plus
+    // one slab, never a tensor twice (Llama 3's embedding alone is 1 GB in bf16).
     auto view = torch::from_blob(const_cast<uint8_t*>(f.data(t)), t.shape,
                                  torch::TensorOptions().dtype(torch_dtype_of(t.dtype)));
-    return view.to(dtype).clone();
+    torch::Tensor out = torch::empty(t.shape, torch::TensorOptions().dtype(dtype).device(device));
+    const uint64_t bytes = t.end - t.begin;
+    if (t.shape.empty() || t.shape[0] == 0 || bytes == 0) {
+        out.copy_(view);
+    } else {
+        constexpr uint64_t kSlabBytes = 64ull << 20;
+        const int64_t rows = t.shape[0];
+        const uint64_t row_bytes = bytes / uint64_t(rows);
+        const int64_t slab = std::max<int64_t>(1, int64_t(kSlabBytes / std::max<uint64_t>(row_bytes, 1)));
+        for (int64_t r = 0; r < rows; r += slab) {
+            const int64_t n = std::min(slab, rows - r);
+            out.narrow(0, r, n).copy_(view.narrow(0, r, n));
+            f.release(t, uint64_t(r) * row_bytes, uint64_t(n) * row_bytes);
+        }
+    }
+    f.release(t, 0, bytes);  // the partial pages at the slab edges
+    return out;
 }
 
 std::vector<std::string> WeightStore::names() const {

@@ -1,5 +1,6 @@
 // Tensors of a model folder: model.safetensors, or shards listed in
-// model.safetensors.index.json. Tensors are copied out of the memory map on request.
+// model.safetensors.index.json. Tensors are copied out of the memory map on request, straight
+// into the asked dtype and device, and the copied pages leave the process's resident set.
 #pragma once
 
 #include <map>
@@ -21,8 +22,9 @@ class WeightStore {
     bool has(const std::string& name) const { return where_.count(name) != 0; }
     const TensorInfo& info(const std::string& name) const;
     const std::string& file_of(const std::string& name) const;
-    // A copy of the tensor in `dtype` (F16/BF16/F32 are converted).
-    torch::Tensor get(const std::string& name, torch::Dtype dtype = torch::kFloat32) const;
+    // A copy of the tensor in `dtype` on `device` (F16/BF16/F32 are converted), made once.
+    torch::Tensor get(const std::string& name, torch::Dtype dtype = torch::kFloat32,
+                      torch::Device device = torch::kCPU) const;
     std::vector<std::string> names() const;
 
   private:

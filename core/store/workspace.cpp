@@ -1,5 +1,8 @@
 #include "store/workspace.h"
 
+#include <chrono>
+#include <thread>
+
 #include <sqlite3.h>
 
 #include <filesystem>
@@ -114,7 +117,18 @@ Workspace Workspace::open(const std::string& dir) {
         }
         if (verdict != "ok") fail(w.db_path(), ": database is corrupt: ", verdict);
     }
-    w.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
+    // Switching to WAL takes an exclusive lock that SQLite does not wait for (the busy handler
+    // is skipped there): retry while another process is creating the same database.
+    for (int attempt = 0;; ++attempt) {
+        try {
+            w.exec("PRAGMA journal_mode=WAL;");
+            break;
+        } catch (const std::exception&) {
+            if (attempt >= 200) throw;
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+    }
+    w.exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
     w.migrate();
     return w;
 }

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -42,6 +43,14 @@ MappedFile MappedFile::open(const std::string& path) {
     m.holder_ = std::shared_ptr<void>(p, [n](void* q) { munmap(q, n); });
     m.data_ = static_cast<const uint8_t*>(p);
     return m;
+}
+
+void MappedFile::release(size_t offset, size_t length) const {
+    if (!holder_ || offset >= size_) return;
+    const size_t page = size_t(sysconf(_SC_PAGESIZE));
+    size_t begin = (offset + page - 1) / page * page;             // whole pages inside the range only:
+    size_t end = std::min(offset + length, size_) / page * page;  // neighbours may still be needed
+    if (end > begin) madvise(const_cast<uint8_t*>(data_) + begin, end - begin, MADV_DONTNEED);
 }
 
 std::string read_file(const std::string& path, size_t max_bytes) {

@@ -17,6 +17,10 @@ class MappedFile {
     const uint8_t* data() const { return data_; }
     size_t size() const { return size_; }
     const std::string& path() const { return path_; }
+    // Drops the pages of [offset, offset + length) from this process's resident memory once
+    // they have been copied out (a later read maps them in again from the page cache), so
+    // a loader's RSS holds the copy, not the copy plus the file.
+    void release(size_t offset, size_t length) const;
 
   private:
     std::shared_ptr<void> holder_;

@@ -1,4 +1,6 @@
 // The lincat binary end to end: what a user types, what they see.
+#include <cmath>
+
 #include "test_util.h"
 #include "store/workspace.h"
 #include "util/file.h"
@@ -182,4 +184,35 @@ TEST(Cli, FinetuneEvalGenerateAndExportThroughTheWorkspace) {
     r = run("finetune --workspace " + ws + " --run 99");
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.out.find("no run 99"), std::string::npos) << r.out;
+}
+
+// Llama 3 and Qwen 3 (tiny random models in the real layout, ctest fixture tiny_models):
+// linearize end to end (stage 1, stage 2, evaluation), then generate from the linearized run.
+TEST(Cli, LinearizeAndGenerateOnTinyLlama3AndQwen3) {
+    for (const char* family : {"llama3", "qwen3"}) {
+        std::string dir = std::string(LINCAT_BINARY_DIR) + "/tiny-models/" + family;
+        ASSERT_TRUE(std::filesystem::exists(dir + "/config.json")) << dir << " missing (ctest fixture tiny_models)";
+        lincat::test::TempDir d;
+        std::string ws = d.file("ws");
+        // 12 KB of the tokenizer corpus (many languages, code, special tokens in the text).
+        std::string corpus = lincat::read_file(std::string(LINCAT_FIXTURES) + "/tokenizer_corpus.txt");
+        std::string data = d.file("data.txt");
+        lincat::write_file_atomic(data, corpus.substr(0, corpus.find("\n=====\n", 12000)));
+        Result r = lincat::test::run_command(std::string(LINCAT_BINARY_DIR) + "/lincat linearize --model " + dir +
+                                             " --workspace " + ws + " --data " + data +
+                                             " --seq-len 64 --window 16 --stage1-steps 3 --stage2-steps 2 --json"
+                                             " 2>" +
+                                             d.file("log"));
+        ASSERT_EQ(r.code, 0) << family << ": " << lincat::read_file(d.file("log"));
+        json doc = parse_json(r.out, "linearize --json");
+        EXPECT_GT(doc["tokens"].get<int64_t>(), 0) << family;
+        EXPECT_TRUE(std::isfinite(doc["student_ppl"].get<double>())) << family << ": " << r.out;
+        const int64_t run_id = doc["stage2_run"];
+        r = run("generate --model " + dir + " --workspace " + ws + " --run " + std::to_string(run_id) +
+                " --max-new-tokens 8 --greedy --json --prompt \"Hello, world\"");
+        ASSERT_EQ(r.code, 0) << family << ": " << r.out;
+        json g = parse_json(r.out.substr(r.out.find('{')), "generate --json");
+        EXPECT_TRUE(g["linearized"].get<bool>()) << family;
+        EXPECT_GT(g["tokens"].get<int64_t>(), 0) << family;
+    }
 }

@@ -62,3 +62,18 @@ TEST(SoftmaxAttention, Bf16InputsAccumulateInFp32) {
     // bf16 has 8 mantissa bits: inputs and output rounding bound the error near 2^-7 relative.
     EXPECT_LT((bf.to(torch::kFloat32) - ref).abs().max().item<double>(), 0.05);
 }
+
+TEST(SoftmaxAttention, QueryChunksMatchTheNaiveLoop) {
+    // A score budget of 3 query rows per chunk (odd, so the last chunk is short): the chunked
+    // path must equal the spec, with GQA, a sliding window and a decode offset.
+    torch::manual_seed(2);
+    auto q = torch::randn({2, 4, 17, 8}), k = torch::randn({2, 2, 17, 8}), v = torch::randn({2, 2, 17, 8});
+    const int64_t three_rows = 3 * 4 * 2 * 4 * 17;  // rows x (fp32 bytes x B x H x S)
+    for (int64_t window : {0, 5}) {
+        auto chunked = softmax_attention(q, k, v, 0, window, nullptr, three_rows);
+        EXPECT_LT((chunked - naive_attention(q, k, v, window)).abs().max().item<double>(), 1e-5) << "window " << window;
+    }
+    // Queries at positions 10..16 over all 17 keys, in chunks, equal the last rows of the prefill.
+    auto tail = softmax_attention(q.slice(2, 10), k, v, 10, 0, nullptr, three_rows);
+    EXPECT_LT((tail - naive_attention(q, k, v, 0).slice(2, 10)).abs().max().item<double>(), 1e-5);
+}

@@ -40,7 +40,8 @@ static std::string tiny_tokenizer_json() {
         {"pre_tokenizer", nullptr},
         {"post_processor",  // as Llama 2's tokenizer.json: BOS first
          {{"type", "TemplateProcessing"},
-          {"single", {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}}}},
+          {"single",
+           {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}}}},
         {"model",
          {{"type", "BPE"},
           {"byte_fallback", true},
@@ -206,7 +207,8 @@ static void check_golden(const std::string& name) {
         ADD_FAILURE() << dir << "/tokenizer.json missing; run packaging/setup.sh";
         return;
     }
-    json golden = parse_json(read_file(std::string(LINCAT_FIXTURES) + "/tokenizer_golden.json"), "tokenizer_golden.json");
+    json golden =
+        parse_json(read_file(std::string(LINCAT_FIXTURES) + "/tokenizer_golden.json"), "tokenizer_golden.json");
     auto docs = corpus_documents(golden);
     const json& want_docs = golden["tokenizers"][name]["docs"];
     ASSERT_EQ(docs.size(), want_docs.size()) << "corpus and golden file disagree on the document count";
@@ -221,9 +223,9 @@ static void check_golden(const std::string& name) {
             ++mismatches;
             size_t k = 0;
             while (k < got.size() && k < want.size() && got[k] == want[k]) ++k;
-            ADD_FAILURE() << name << " document " << i << ": first difference at token " << k << " of "
-                          << want.size() << " (got " << (k < got.size() ? got[k] : -1) << ", want "
-                          << (k < want.size() ? want[k] : -1) << ")";
+            ADD_FAILURE() << name << " document " << i << ": first difference at token " << k << " of " << want.size()
+                          << " (got " << (k < got.size() ? got[k] : -1) << ", want " << (k < want.size() ? want[k] : -1)
+                          << ")";
         }
         EXPECT_EQ(t.decode(want, false), docs[i]) << name << " decode of document " << i;
         // Streaming gives the same text, released only at whole UTF-8 characters.
@@ -287,7 +289,8 @@ TEST(TokenizerGolden, GenerationConfigEosListAndBadIds) {
     }
     lincat::test::TempDir d;
     std::filesystem::copy_file(src + "/tokenizer.json", d.file("tokenizer.json"));
-    write_file_atomic(d.file("generation_config.json"), R"({"bos_token_id": 128000, "eos_token_id": [128001, 128008, 128009]})");
+    write_file_atomic(d.file("generation_config.json"),
+                      R"({"bos_token_id": 128000, "eos_token_id": [128001, 128008, 128009]})");
     write_file_atomic(d.file("config.json"), R"({"bos_token_id": 128000, "eos_token_id": 128001})");
     Tokenizer t = Tokenizer::load_dir(d.path.string());
     EXPECT_EQ(t.eos_ids(), (std::vector<int32_t>{128001, 128008, 128009}));  // Llama 3.1 Instruct stops on all three

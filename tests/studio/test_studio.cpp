@@ -3,6 +3,8 @@
 // stories15M started from the GUI (heat map fills, cancel, resume), a job killed with SIGKILL
 // (GUI up, run failed, metrics readable), and a PNG of each main view for reviewers.
 #include <QDir>
+#include <QFile>
+#include <QLabel>
 #include <QSignalSpy>
 #include <QStandardPaths>
 #include <QTableWidget>
@@ -140,6 +142,26 @@ class StudioTest : public QObject {
         QVERIFY2(v.teacher_text().startsWith("Once upon a time, there was a little girl named Lily"),
                  qPrintable(v.teacher_text()));
         QVERIFY2(v.teacher_stats().contains("softmax: 16 tokens"), qPrintable(v.teacher_stats()));
+    }
+
+    void modelSummaryNamesTheFamilyOrWhyNot() {
+        // A tiny Qwen 3 in the real layout (ctest fixture tiny_models): family, layout, tokenizer.
+        studio::MainWindow w;
+        QVERIFY(w.open_model(QString(LINCAT_BINARY_DIR) + "/tiny-models/qwen3"));
+        auto* label = w.findChild<QLabel*>("modelSummary");
+        QVERIFY(label);
+        for (const char* want : {"Qwen 3", "4 heads / 2 kv heads x 64", "q/k norm", "byte-level BPE", "vocab 151936"})
+            QVERIFY2(label->text().contains(want), qPrintable(label->text() + " lacks " + want));
+        // A folder whose config names an unsupported architecture says so in the window.
+        QTemporaryDir d;
+        QFile f(d.filePath("config.json"));
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(R"({"model_type": "mixtral", "vocab_size": 10})");
+        f.close();
+        QVERIFY(!w.open_model(d.path()));
+        QVERIFY2(label->text().contains("Cannot open model") && label->text().contains("config.json") &&
+                     label->text().contains("mixtral"),
+                 qPrintable(label->text()));
     }
 
     void stageOneFromTheGuiFillsCancelsAndResumes() {
