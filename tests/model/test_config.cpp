@@ -99,3 +99,50 @@ TEST(Config, ErrorsNameFileAndField) {
 TEST(Config, MissingFileNamesPath) {
     expect_error([] { load_model_config("/nonexistent/config.json"); }, {"/nonexistent/config.json", "cannot open"});
 }
+
+TEST(Config, QwenFamilies) {
+    const std::string base =
+        R"("vocab_size": 151936, "hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 2,
+           "num_attention_heads": 4, "num_key_value_heads": 2, "rope_theta": 1000000.0,
+           "sliding_window": 32768, "use_sliding_window": false, "tie_word_embeddings": true)";
+    ModelConfig q2 = parse_model_config(R"({"model_type": "qwen2", )" + base + "}", "qwen2.json");
+    EXPECT_TRUE(q2.qkv_bias);  // Qwen2Attention: q/k/v bias, o without
+    EXPECT_FALSE(q2.attention_bias);
+    EXPECT_FALSE(q2.qk_norm);
+    EXPECT_EQ(q2.sliding_window, 0);  // use_sliding_window false: no window at all
+    EXPECT_EQ(q2.head_dim, 32);
+    EXPECT_EQ(model_family_name(q2), "Qwen 2.5");
+    ModelConfig q3 = parse_model_config(R"({"model_type": "qwen3", "head_dim": 64, )" + base + "}", "qwen3.json");
+    EXPECT_TRUE(q3.qk_norm);
+    EXPECT_FALSE(q3.has_qkv_bias());
+    EXPECT_EQ(q3.head_dim, 64);
+    EXPECT_EQ(q3.q_dim(), 256);  // != hidden_size
+    // Round trip keeps the family and its switches.
+    ModelConfig back = parse_model_config(model_config_to_json(q3), "back.json");
+    EXPECT_EQ(back.model_type, "qwen3");
+    EXPECT_TRUE(back.qk_norm);
+    EXPECT_EQ(back.head_dim, 64);
+}
+
+TEST(Config, UnsupportedFamiliesAreRefusedByField) {
+    const std::string dims =
+        R"("vocab_size": 100, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+           "num_attention_heads": 4)";
+    expect_error([&] { parse_model_config(R"({"model_type": "mixtral", )" + dims + "}", "m.json"); },
+                 {"m.json", "model_type", "mixtral", "not supported"});
+    expect_error([&] { parse_model_config(R"({"model_type": "qwen3_moe", )" + dims + "}", "m.json"); },
+                 {"m.json", "qwen3_moe"});
+    expect_error(
+        [&] { parse_model_config(R"({"model_type": "llama", "num_local_experts": 8, )" + dims + "}", "m.json"); },
+        {"m.json", "num_local_experts", "mixture-of-experts"});
+    expect_error(
+        [&] { parse_model_config(R"({"model_type": "qwen2", "use_sliding_window": true, )" + dims + "}", "m.json"); },
+        {"m.json", "use_sliding_window"});
+    expect_error(
+        [&] {
+            parse_model_config(
+                R"({"model_type": "llama", "rope_scaling": {"rope_type": "yarn", "factor": 4}, )" + dims + "}",
+                "m.json");
+        },
+        {"m.json", "rope_scaling", "yarn", "not supported"});
+}
