@@ -417,23 +417,18 @@ Tokenizer Tokenizer::load_dir(const std::string& dir) {
                  " ids");
         return int32_t(id);
     };
+    const int32_t config_bos = s.generation_bos ? checked(*s.generation_bos, "generation_config.json", "bos_token_id")
+                               : s.config_bos   ? checked(*s.config_bos, "config.json", "bos_token_id")
+                                                : -1;
     int32_t bos = m.bos;
     bool adds_bos = m.adds_bos;
     if (s.bos_token) {
         bos = id_of(*s.bos_token, "bos_token");
-    } else if (s.generation_bos) {
-        bos = checked(*s.generation_bos, "generation_config.json", "bos_token_id");
-    } else if (s.config_bos) {
-        bos = checked(*s.config_bos, "config.json", "bos_token_id");
-    }
-    if (s.bos_token_null) {
-        adds_bos = false;  // Qwen: no BOS in text; generation still starts from config's bos_token_id
-        if (s.generation_bos)
-            bos = checked(*s.generation_bos, "generation_config.json", "bos_token_id");
-        else if (s.config_bos)
-            bos = checked(*s.config_bos, "config.json", "bos_token_id");
-        else
-            bos = -1;
+    } else if (s.bos_token_null) {
+        bos = config_bos;  // Qwen: no BOS in text; generation still starts from bos_token_id
+        adds_bos = false;
+    } else if (config_bos >= 0) {
+        bos = config_bos;
     }
     if (s.add_bos_token) adds_bos = *s.add_bos_token;
     if (adds_bos && bos < 0) fail(s.tokenizer_config_path, ": add_bos_token is true but the model names no BOS");

@@ -32,6 +32,16 @@ static std::vector<int64_t> id_list(const json& j, const char* field, const std:
     return out;
 }
 
+// bos_token_id and eos_token_id of generation_config.json or config.json.
+static void read_ids(const std::string& text, const std::string& label, std::optional<int64_t>& bos,
+                     std::vector<int64_t>& eos) {
+    json j = parse_json(text, label);
+    if (!j.is_object()) fail(label, ": expected a JSON object at the top level");
+    auto b = id_list(j, "bos_token_id", label);
+    if (!b.empty()) bos = b[0];
+    eos = id_list(j, "eos_token_id", label);
+}
+
 SpecialTokenConfig parse_special_token_config(const std::string* tok_cfg, const std::string* gen_cfg,
                                               const std::string* cfg, const std::string& dir) {
     SpecialTokenConfig s;
@@ -48,22 +58,8 @@ SpecialTokenConfig parse_special_token_config(const std::string* tok_cfg, const 
         if (j.contains("add_bos_token") && !j["add_bos_token"].is_null())
             s.add_bos_token = json_get<bool>(j, "add_bos_token", label);
     }
-    if (gen_cfg) {
-        std::string label = dir + "/generation_config.json";
-        json j = parse_json(*gen_cfg, label);
-        if (!j.is_object()) fail(label, ": expected a JSON object at the top level");
-        auto bos = id_list(j, "bos_token_id", label);
-        if (!bos.empty()) s.generation_bos = bos[0];
-        s.generation_eos = id_list(j, "eos_token_id", label);
-    }
-    if (cfg) {
-        std::string label = dir + "/config.json";
-        json j = parse_json(*cfg, label);
-        if (!j.is_object()) fail(label, ": expected a JSON object at the top level");
-        auto bos = id_list(j, "bos_token_id", label);
-        if (!bos.empty()) s.config_bos = bos[0];
-        s.config_eos = id_list(j, "eos_token_id", label);
-    }
+    if (gen_cfg) read_ids(*gen_cfg, dir + "/generation_config.json", s.generation_bos, s.generation_eos);
+    if (cfg) read_ids(*cfg, dir + "/config.json", s.config_bos, s.config_eos);
     return s;
 }
 
