@@ -185,7 +185,8 @@ LlamaModel load_llama(const std::string& dir, std::optional<torch::Dtype> dtype)
     WeightStore weights = WeightStore::open_dir(dir);
     LlamaModel model(config);
     load_llama_weights(model, weights, dtype.value_or(compute().dtype), compute().device);
-    if (!compute().device.is_cpu()) model->to(compute().device);  // the RMSNorm-free rest, if any
+    // Every parameter is already on the device; this moves anything added later that the file lacks.
+    if (!compute().device.is_cpu()) model->to(compute().device);
     model->eval();
     return model;
 }
