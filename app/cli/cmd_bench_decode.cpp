@@ -11,6 +11,7 @@
 #include "cli/common.h"
 #include "model/model_dir.h"
 #include "train/checkpoint.h"
+#include "train/linearized_model.h"
 #include "util/error.h"
 #include "util/json.h"
 

@@ -11,9 +11,11 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/outcomes.h"
 #include "model/model_dir.h"
 #include "train/checkpoint.h"
 #include "util/error.h"
+#include "util/events.h"
 #include "util/file.h"
 #include "util/json.h"
 
@@ -27,20 +29,61 @@ static std::string mb(double bytes) {
     return buf;
 }
 
+int dump_states_and_report(Workspace& ws, const std::string& model_dir, const StateDumpConfig& c, bool as_json) {
+    const bool tty = isatty(2);
+    StateDumpOutcome o = dump_states(
+        ws, model_dir, c,
+        [tty](const StateDumpProgress& p) {
+            emit_event("progress", {{"label", "dump-states"},
+                                    {"done", p.rows_done},
+                                    {"total", p.rows_total},
+                                    {"unit", "rows"},
+                                    {"rate", p.rows_per_second},
+                                    {"eta_seconds", p.eta_seconds}});
+            std::fprintf(stderr, "%sdump-states %lld/%lld rows | %.1f rows/s | ETA %s%s", tty ? "\r" : "",
+                         (long long)p.rows_done, (long long)p.rows_total, p.rows_per_second,
+                         duration_text(p.eta_seconds).c_str(), tty ? "\x1b[K" : "\n");
+            if (tty && p.rows_done == p.rows_total) std::fprintf(stderr, "\n");
+        },
+        cancel_flag());
+    const StateManifest& m = o.manifest;
+    const std::string status = o.already_complete ? "already complete" : run_status_name(o.status);
+    json result = {{"run", o.run},
+                   {"status", status},
+                   {"dir", fs::absolute(o.dir).string()},
+                   {"k", m.k},
+                   {"blocks", m.blocks.size()},
+                   {"bytes", o.bytes},
+                   {"planned_bytes", o.needed_bytes},
+                   {"shards_written", o.shards_written},
+                   {"shards_kept", o.shards_kept}};
+    if (emit_result(result, as_json)) return o.status == RunStatus::Completed ? 0 : 1;
+    std::printf("run %lld %s: %s\n", (long long)o.run, status.c_str(), fs::absolute(o.dir).string().c_str());
+    if (o.status == RunStatus::Cancelled) return 1;
+    std::printf("k = %lld: %zu blocks, %lld train + %lld eval sequences of %lld tokens, %s\n", (long long)m.k,
+                m.blocks.size(), (long long)m.train_rows, (long long)m.eval_rows, (long long)m.seq_len,
+                dtype_name(m.dtype));
+    std::printf("states on disk: %s (planner: %s); %lld shards written, %lld kept from before\n",
+                mb(double(o.bytes)).c_str(), mb(double(o.needed_bytes)).c_str(), (long long)o.shards_written,
+                (long long)o.shards_kept);
+    std::printf("next: lincat distill --states %s --workspace %s --parallel N   (or --block I per block)\n",
+                fs::absolute(o.dir).string().c_str(), ws.dir().c_str());
+    return 0;
+}
+
 int cmd_dump_states(const Argv& argv) {
-    Args a("dump-states",
-           {{"model", "model folder or cache name", false, "default"},
-            {"workspace", "workspace folder (created if missing)"},
-            {"k", "layers per block"},
-            {"out", "dump folder", false, "<workspace>/states/k<k>"},
-            {"dtype", "f32, bf16 or f16", false, "f32"},
-            {"data", "comma-separated text / .jsonl (Alpaca) files", false, "text sampled from the teacher"},
-            {"seq-len", "tokens per sequence", false, "min(256, model max)"},
-            {"teacher-sequences", "teacher samples when no --data", false, "256"},
-            {"seed", "seed of the teacher samples (use distill's --seed)", false, "0"},
-            {"shard-rows", "sequences per shard file", false, "64"},
-            {"json", "print one JSON object with the results on stdout", true}},
-           argv);
+    const std::vector<std::string> data_keys = {"seq_len", "teacher_sequences", "seed"};  // the data's table
+    std::vector<OptionSpec> specs = {
+        {"model", "model folder or cache name", false, "default"},
+        {"workspace", "workspace folder (created if missing)"},
+        {"k", "layers per block"},
+        {"out", "dump folder", false, "<workspace>/states/k<k>"},
+        {"dtype", "f32, bf16 or f16", false, "f32"},
+        {"data", "comma-separated text / .jsonl (Alpaca) files", false, "text sampled from the teacher"},
+        {"shard-rows", "sequences per shard file", false, std::to_string(StateDumpConfig{}.shard_rows)},
+        {"json", "print one JSON object with the results on stdout", true}};
+    for (auto& key : data_keys) specs.push_back(option_of(field_of(data_fields(), key)));
+    Args a("dump-states", specs, argv);
     if (!a.has("workspace")) fail("--workspace DIR is required\n", a.help());
     if (!a.has("k")) fail("--k K (layers per block) is required; lincat plan suggests one\n", a.help());
     std::string model_dir = resolve_model_dir(a.get("model", "default"));
@@ -58,47 +101,12 @@ int cmd_dump_states(const Argv& argv) {
     else
         fail("--dtype must be f32, bf16 or f16, not '", dtype, "'");
     add_data_files(c.data, a.get("data"));
-    c.data.seq_len = a.get_int("seq-len", std::min<int64_t>(256, mc.max_position_embeddings));
-    c.data.teacher_sequences = a.get_int("teacher-sequences", 256);
-    c.data.seed = uint64_t(a.get_int("seed", 0));
-    c.shard_rows = a.get_int("shard-rows", 64);
+    c.data.seq_len = default_seq_len(mc.max_position_embeddings);
+    for (auto& key : data_keys) read_option(a, field_of(data_fields(), key), c.data);  // seed: use distill's --seed
+    table_validate(data_fields(), c.data, "dump-states", /*cli_names=*/true);
+    c.shard_rows = a.get_int("shard-rows", c.shard_rows);
     c.out_dir = a.get("out");
-    const bool tty = isatty(2);
-    StateDumpOutcome o = dump_states(
-        ws, model_dir, c,
-        [tty](const StateDumpProgress& p) {
-            std::fprintf(stderr, "%sdump-states %lld/%lld rows | %.1f rows/s | ETA %s%s", tty ? "\r" : "",
-                         (long long)p.rows_done, (long long)p.rows_total, p.rows_per_second,
-                         duration_text(p.eta_seconds).c_str(), tty ? "\x1b[K" : "\n");
-            if (tty && p.rows_done == p.rows_total) std::fprintf(stderr, "\n");
-        },
-        cancel_flag());
-    const StateManifest& m = o.manifest;
-    if (a.flag("json")) {
-        std::printf("%s\n", json({{"run", o.run},
-                                  {"status", o.status},
-                                  {"dir", fs::absolute(o.dir).string()},
-                                  {"k", m.k},
-                                  {"blocks", m.blocks.size()},
-                                  {"bytes", o.bytes},
-                                  {"planned_bytes", o.needed_bytes},
-                                  {"shards_written", o.shards_written},
-                                  {"shards_kept", o.shards_kept}})
-                                .dump()
-                                .c_str());
-        return 0;
-    }
-    std::printf("run %lld %s: %s\n", (long long)o.run, o.status.c_str(), fs::absolute(o.dir).string().c_str());
-    if (o.status == "cancelled") return 1;
-    std::printf("k = %lld: %zu blocks, %lld train + %lld eval sequences of %lld tokens, %s\n", (long long)m.k,
-                m.blocks.size(), (long long)m.train_rows, (long long)m.eval_rows, (long long)m.seq_len,
-                dtype_name(m.dtype));
-    std::printf("states on disk: %s (planner: %s); %lld shards written, %lld kept from before\n",
-                mb(double(o.bytes)).c_str(), mb(double(o.needed_bytes)).c_str(), (long long)o.shards_written,
-                (long long)o.shards_kept);
-    std::printf("next: lincat distill --states %s --workspace %s --parallel N   (or --block I per block)\n",
-                fs::absolute(o.dir).string().c_str(), ws.dir().c_str());
-    return 0;
+    return dump_states_and_report(ws, model_dir, c, a.flag("json"));
 }
 
 int cmd_stitch(const Argv& argv) {

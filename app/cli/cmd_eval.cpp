@@ -8,7 +8,9 @@
 #include "eval/evaluate.h"
 #include "model/model_dir.h"
 #include "train/checkpoint.h"
+#include "train/export.h"
 #include "util/error.h"
+#include "util/events.h"
 #include "util/file.h"
 #include "util/json.h"
 
@@ -36,7 +38,7 @@ int cmd_eval(const Argv& argv) {
     if (c.checkpoint.empty()) fail("give --run N or --checkpoint DIR\n", a.help());
     Workspace ws = Workspace::open(a.get("workspace"));
     ModelConfig mc = load_model_config(model_dir + "/config.json");
-    c.data.seq_len = std::min<int64_t>(256, mc.max_position_embeddings);
+    c.data.seq_len = default_seq_len(mc.max_position_embeddings);
     if (a.has("run")) {
         c.source_run = a.get_int("run", 0);
         c.data = run_data_spec(ws, c.source_run);
@@ -47,6 +49,7 @@ int cmd_eval(const Argv& argv) {
     c.max_rows = a.get_int("max-rows", 0);
     json doc = json::parse(evaluate_checkpoint(ws, model_dir, c));
     if (a.has("output")) write_file_atomic(a.get("output"), doc.dump(2) + "\n");
+    emit_event("result", doc);
     if (a.flag("json")) {
         std::printf("%s\n", doc.dump().c_str());
         return 0;

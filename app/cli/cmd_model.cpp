@@ -3,12 +3,11 @@
 
 #include <cstdio>
 
+#include "attention/linearize.h"
 #include "cli/args.h"
-#include "eval/attention_map.h"
-#include "util/json.h"
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "attention/linearize.h"
+#include "eval/attention_map.h"
 #include "eval/perplexity.h"
 #include "model/generate.h"
 #include "model/llama.h"
@@ -17,9 +16,11 @@
 #include "model/model_summary.h"
 #include "model/tokenizer.h"
 #include "train/checkpoint.h"
-#include "util/error.h"
+#include "train/linearized_model.h"
 #include "util/compute.h"
+#include "util/error.h"
 #include "util/file.h"
+#include "util/json.h"
 
 namespace lincat::cli {
 

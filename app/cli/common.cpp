@@ -10,6 +10,7 @@
 #include "eval/evaluate.h"
 #include "util/compute.h"
 #include "util/error.h"
+#include "util/events.h"
 
 namespace lincat::cli {
 
@@ -36,10 +37,20 @@ std::string duration_text(double s) {
 
 std::function<void(const TrainProgress&)> progress_printer(const std::string& label) {
     const bool tty = isatty(2);
-    // Off a terminal a line every 10 steps; LINCAT_PROGRESS_EVERY=N (the studio sets 1) changes it.
+    // Off a terminal a line every 10 steps; LINCAT_PROGRESS_EVERY=N changes it. (Events: every step.)
     const char* every_env = std::getenv("LINCAT_PROGRESS_EVERY");
     const int64_t every = every_env && std::atoll(every_env) > 0 ? std::atoll(every_env) : 10;
     return [tty, label, every](const TrainProgress& p) {
+        emit_event("progress", {{"label", label},
+                                {"done", p.step},
+                                {"total", p.steps},
+                                {"unit", "steps"},
+                                {"rate", p.tokens_per_second},
+                                {"eta_seconds", p.eta_seconds},
+                                {"tokens", p.tokens},
+                                {"loss", p.loss},
+                                {"lr", p.lr},
+                                {"tokens_per_second", p.tokens_per_second}});
         char line[240];
         std::snprintf(line, sizeof line, "%s step %lld/%lld | %.0f tok/s | loss %.4f | lr %.1e | ETA %s", label.c_str(),
                       (long long)p.step, (long long)p.steps, p.tokens_per_second, p.loss, p.lr,

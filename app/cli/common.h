@@ -18,7 +18,7 @@ std::string duration_text(double seconds);
 std::function<void(const TrainProgress&)> progress_printer(const std::string& label);
 
 // Set by SIGINT / SIGTERM (installed by main): long jobs stop at the next step, mark their run
-// "cancelled" and keep every record, so `--resume` continues. A second signal ends the process.
+// cancelled (RunStatus) and keep every record, so `lincat resume` continues. A second signal ends the process.
 const std::atomic<bool>* cancel_flag();
 void install_cancel_handler();
 

@@ -12,6 +12,7 @@
 #include "blocks/block_distill.h"
 #include "blocks/state_dump.h"
 #include "cli/common.h"
+#include "cli/outcomes.h"
 #include "util/error.h"
 #include "util/json.h"
 #include "util/sha256.h"
@@ -33,7 +34,7 @@ std::optional<RunRecord> block_run(const Workspace& ws, const std::string& state
                                    int64_t block) {
     std::optional<RunRecord> found;
     for (auto& r : ws.runs()) {
-        if (r.kind != "distill-block") continue;
+        if (r.kind != RunKind::DistillBlock) continue;
         BlockRunInfo info = block_run_info(r.config_json, "run " + std::to_string(r.id) + " config");
         if (info.states_dir == states_dir && info.manifest_sha256 == manifest_sha && info.block == block) found = r;
     }
@@ -47,22 +48,22 @@ int train_one_block(const Args& a, Workspace& ws, const std::string& model_dir, 
     if (a.has("resume")) resume = a.get_int("resume", 0);
     if (!resume && !a.flag("fresh")) {
         if (auto r = block_run(ws, states_dir, sha, block)) {
-            if (r->status == "completed") {
+            if (r->status == RunStatus::Completed) {
                 std::printf("block %lld is already trained by run %lld (--fresh trains it again)\n", (long long)block,
                             (long long)r->id);
                 return 0;
             }
-            if (r->status == "running" && process_alive(r->pid) && r->pid != getpid())
+            if (r->status == RunStatus::Running && process_alive(r->pid) && r->pid != getpid())
                 fail("block ", block, " is being trained by run ", r->id, " (pid ", r->pid, ")");
             std::fprintf(stderr, "resuming run %lld of block %lld (%s)\n", (long long)r->id, (long long)block,
-                         r->status.c_str());
+                         run_status_name(r->status));
             resume = r->id;
         }
     }
     DistillOutcome o = distill_block(ws, model_dir, states_dir, block, c, resume,
                                      progress_printer("block " + std::to_string(block)), cancel_flag());
     print_distill_outcome(o, a.flag("json"), false);
-    return o.status == "completed" ? 0 : 1;
+    return o.status == RunStatus::Completed ? 0 : 1;
 }
 
 }  // namespace
@@ -151,8 +152,8 @@ int distill_blocks(const Args& a, const Argv& argv, Workspace& ws, const std::st
         double init = evals.empty() ? 0 : mean(evals.front().layer_mse),
                fin = evals.empty() ? 0 : mean(evals.back().layer_mse);
         const StateBlock& sb = m.blocks[size_t(b)];
-        std::string status = r ? r->status : "missing";
-        if (exit_code[size_t(b)] != 0 || status != "completed") ++failed;
+        std::string status = r ? run_status_name(r->status) : "missing";
+        if (exit_code[size_t(b)] != 0 || !r || r->status != RunStatus::Completed) ++failed;
         if (!as_json)
             std::printf("%6lld %4lld..%-3lld %6lld %11s %14.6g %14.6g\n", (long long)b, (long long)sb.first_layer,
                         (long long)(sb.first_layer + sb.layers - 1), (long long)(r ? r->id : 0), status.c_str(), init,
@@ -160,7 +161,7 @@ int distill_blocks(const Args& a, const Argv& argv, Workspace& ws, const std::st
         rows.push_back(
             {{"block", b}, {"run", r ? r->id : 0}, {"status", status}, {"mse_initial", init}, {"mse_final", fin}});
     }
-    if (as_json) std::printf("%s\n", json({{"blocks", rows}, {"failed", failed}}).dump().c_str());
+    if (as_json) std::printf("%s\n", json({{"blocks", rows}, {"blocks_failed", failed}}).dump().c_str());
     if (failed) fail(failed, " of ", nblocks, " blocks did not complete; rerun the same command to resume them");
     if (!as_json)
         std::printf("all %lld blocks trained; next: lincat stitch --states %s --workspace %s\n", (long long)nblocks,

@@ -15,6 +15,4 @@ namespace lincat::cli {
 int distill_blocks(const Args& a, const Argv& argv, Workspace& ws, const std::string& model_dir,
                    const DistillConfig& config);
 
-void print_distill_outcome(const DistillOutcome& o, bool as_json, bool with_ppl);
-
 }  // namespace lincat::cli

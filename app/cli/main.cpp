@@ -8,6 +8,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "util/events.h"
 #include "util/threads.h"
 
 using namespace lincat::cli;
@@ -30,7 +31,9 @@ static void usage() {
                  "  stitch          block-wise: merge the trained blocks into one stage-1 run\n"
                  "  slurm           block-wise: write sbatch scripts (dump, block array, stitch) from a plan\n"
                  "  attention-map   teacher vs student attention weights of a prompt, layer and head (JSON)\n"
-                 "  bench           benchmarks (bench attention, bench decode, bench kernels)\n");
+                 "  resume          continue an unfinished run of any kind from where it stopped\n"
+                 "  bench           benchmarks (bench attention, bench decode, bench kernels)\n"
+                 "global option: --events fd:N|PATH  JSON-lines job events (progress, evaluations, result)\n");
 }
 
 int main(int argc, char** argv) {
@@ -53,6 +56,7 @@ int main(int argc, char** argv) {
         {"stitch", cmd_stitch},
         {"slurm", cmd_slurm},
         {"attention-map", cmd_attention_map},
+        {"resume", cmd_resume},
         {"bench", cmd_bench},
     };
     auto it = commands.find(argv[1]);
@@ -61,8 +65,17 @@ int main(int argc, char** argv) {
         usage();
         return 2;
     }
-    Argv rest(argv + 2, argv + argc);
+    // --events is global: taken out before the command parses its own options.
+    Argv rest;
+    std::string events;
+    for (int i = 2; i < argc; ++i) {
+        if (!std::strcmp(argv[i], "--events") && i + 1 < argc)
+            events = argv[++i];
+        else
+            rest.push_back(argv[i]);
+    }
     try {
+        if (!events.empty()) lincat::open_event_sink(events);
         lincat::init_torch_threads();
         install_cancel_handler();
         return it->second(rest);
@@ -71,6 +84,7 @@ int main(int argc, char** argv) {
         return 0;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "lincat %s: error: %s\n", argv[1], e.what());
+        lincat::emit_event("error", {{"command", argv[1]}, {"message", e.what()}});
         return 1;
     }
 }

@@ -2,21 +2,25 @@
 
 #include <QCoreApplication>
 #include <QFileInfo>
+#include <QJsonDocument>
 #include <QRegularExpression>
+#include <QSocketNotifier>
 #include <QStandardPaths>
 #include <csignal>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 namespace lincat::studio {
 
 JobRunner::JobRunner(QObject* parent) : QObject(parent) {
     process_.setProcessChannelMode(QProcess::MergedChannels);
-    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
-    env.insert("LINCAT_PROGRESS_EVERY", "1");  // a progress line per step
-    process_.setProcessEnvironment(env);
     connect(&process_, &QProcess::readyRead, this, &JobRunner::read_output);
     connect(&process_, &QProcess::started, this, [this] { started_pids_.insert(process_.processId()); });
     connect(&process_, &QProcess::finished, this, [this](int code, QProcess::ExitStatus status) {
         read_output();
+        read_events();
+        close_events();
         QStringList lines = output_.split('\n', Qt::SkipEmptyParts);
         QString tail = lines.mid(std::max<qsizetype>(0, lines.size() - 6)).join('\n');
         emit finished(code, status == QProcess::CrashExit, tail);
@@ -47,13 +51,79 @@ QString JobRunner::lincat_binary() {
     return found.isEmpty() ? "lincat" : found;
 }
 
+// The child's fd 3 is the write end of a pipe: `--events fd:3` (the flag is global in lincat).
+static constexpr int kChildEventsFd = 3;
+
 bool JobRunner::start(const QString& label, const QStringList& args) {
     if (running()) return false;
     label_ = label;
     output_.clear();
     partial_.clear();
-    process_.start(lincat_binary(), args);
+    events_partial_.clear();
+    result_ = {};
+    close_events();
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return false;
+    const int write_end = fds[1];
+    process_.setChildProcessModifier([write_end] { ::dup2(write_end, kChildEventsFd); });  // dup2 clears CLOEXEC
+    process_.start(lincat_binary(), args + QStringList{"--events", QString("fd:%1").arg(kChildEventsFd)});
+    ::close(write_end);  // the child holds it now; EOF comes when the child is gone
+    events_fd_ = fds[0];
+    events_notifier_ = new QSocketNotifier(events_fd_, QSocketNotifier::Read, this);
+    connect(events_notifier_, &QSocketNotifier::activated, this, &JobRunner::read_events);
     return true;
+}
+
+void JobRunner::close_events() {
+    if (events_notifier_) {
+        events_notifier_->setEnabled(false);
+        events_notifier_->deleteLater();
+        events_notifier_ = nullptr;
+    }
+    if (events_fd_ >= 0) ::close(events_fd_);
+    events_fd_ = -1;
+}
+
+void JobRunner::read_events() {
+    if (events_fd_ < 0) return;
+    char buf[65536];
+    ssize_t n = ::read(events_fd_, buf, sizeof buf);
+    if (n <= 0) {  // EOF: the child closed its end
+        if (n == 0 && events_notifier_) events_notifier_->setEnabled(false);
+        return;
+    }
+    events_partial_.append(buf, n);
+    qsizetype nl;
+    while ((nl = events_partial_.indexOf('\n')) >= 0) {
+        QByteArray line = events_partial_.left(nl);
+        events_partial_.remove(0, nl + 1);
+        QJsonDocument doc = QJsonDocument::fromJson(line);
+        if (doc.isObject()) handle_event(doc.object());
+    }
+}
+
+static QString eta_text(double s) {
+    if (s >= 3600) return QString("%1h%2m").arg(int(s / 3600)).arg(int(s / 60) % 60, 2, 10, QChar('0'));
+    if (s >= 60) return QString("%1m%2s").arg(int(s / 60)).arg(int(s) % 60, 2, 10, QChar('0'));
+    return QString("%1s").arg(int(s));
+}
+
+void JobRunner::handle_event(const QJsonObject& e) {
+    const QString type = e.value("event").toString();
+    if (type == "progress") {
+        JobProgress p;
+        p.step = e.value("done").toInteger();
+        p.steps = e.value("total").toInteger();
+        p.tokens_per_second = e.value("rate").toDouble();
+        p.unit = e.value("unit").toString();
+        p.eta = eta_text(e.value("eta_seconds").toDouble());
+        p.line = QString("%1 %2/%3 %4").arg(e.value("label").toString()).arg(p.step).arg(p.steps).arg(p.unit);
+        emit progress(p);
+    } else if (type == "phase") {
+        emit phase(e.value("name").toString());
+    } else if (type == "result") {
+        result_ = e;
+    }
 }
 
 void JobRunner::cancel() {
@@ -66,19 +136,12 @@ void JobRunner::kill() {
 
 void JobRunner::read_output() {
     partial_ += QString::fromUtf8(process_.readAll());
-    // Lines end with \n (or \r from a progress bar).
+    // Lines end with \n (or \r from a progress bar); kept for the job's last lines.
     static const QRegularExpression split("[\r\n]");
-    static const QRegularExpression step_re(R"(step (\d+)/(\d+) \| ([\d.]+) tok/s.*ETA (\S+))");
     QStringList parts = partial_.split(split);
     partial_ = parts.takeLast();
-    for (const QString& line : parts) {
-        if (line.isEmpty()) continue;
-        output_ += line + '\n';
-        auto m = step_re.match(line);
-        if (m.hasMatch())
-            emit progress({m.captured(1).toLongLong(), m.captured(2).toLongLong(), m.captured(3).toDouble(),
-                           m.captured(4), line});
-    }
+    for (const QString& line : parts)
+        if (!line.isEmpty()) output_ += line + '\n';
 }
 
 }  // namespace lincat::studio

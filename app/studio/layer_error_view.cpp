@@ -58,10 +58,8 @@ void LayerErrorView::fill_run_lists() {
     QStringList texts;
     QList<qint64> ids;
     for (auto& r : ws_->runs()) {
-        if (r.kind != "distill" && r.kind != "distill-block" && r.kind != "finetune") continue;
-        texts << QString("run %1: %2 (%3)")
-                     .arg(r.id)
-                     .arg(QString::fromStdString(r.kind), QString::fromStdString(r.status));
+        if (r.kind != RunKind::Distill && r.kind != RunKind::DistillBlock && r.kind != RunKind::Finetune) continue;
+        texts << QString("run %1: %2 (%3)").arg(r.id).arg(run_kind_name(r.kind), run_status_name(r.status));
         ids << qint64(r.id);
     }
     QSignalBlocker b1(run_), b2(compare_);
@@ -120,7 +118,7 @@ void LayerErrorView::refresh() {
             steps << double(s.step + 1);
             values << QVector<double>(s.layer_mse.begin(), s.layer_mse.end());
         }
-        const bool is_mse = r.kind != "finetune";
+        const bool is_mse = r.kind != RunKind::Finetune;
         heat_->set_data(layers, steps, values, is_mse ? "output MSE" : "per-layer figure");
 
         // Bars: the latest evaluation and the best (lowest loss) one.
@@ -137,15 +135,14 @@ void LayerErrorView::refresh() {
             summary_->setText(QString("Run %1 (%2, %3): %4 train steps recorded; best held-out loss %5 at step %6; "
                                       "latest %7 at step %8.")
                                   .arg(run)
-                                  .arg(QString::fromStdString(r.kind), QString::fromStdString(r.status))
+                                  .arg(run_kind_name(r.kind), run_status_name(r.status))
                                   .arg(train.size())
                                   .arg(best->loss, 0, 'g', 4)
                                   .arg(best->step)
                                   .arg(evals.back().loss, 0, 'g', 4)
                                   .arg(evals.back().step));
         } else {
-            summary_->setText(
-                QString("Run %1 (%2): no evaluation yet.").arg(run).arg(QString::fromStdString(r.status)));
+            summary_->setText(QString("Run %1 (%2): no evaluation yet.").arg(run).arg(run_status_name(r.status)));
         }
 
         auto curve_of = [&](qint64 id) {

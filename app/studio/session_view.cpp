@@ -17,25 +17,12 @@
 #include <map>
 #include <cerrno>
 
+#include "option_form.h"
 #include "store/workspace.h"
+#include "train/distill_config.h"
+#include "train/finetune_config.h"
 
 namespace lincat::studio {
-
-static QSpinBox* int_spin(int lo, int hi, int value) {
-    auto* s = new QSpinBox;
-    s->setRange(lo, hi);
-    s->setValue(value);
-    return s;
-}
-
-static QDoubleSpinBox* lr_spin(double value) {
-    auto* s = new QDoubleSpinBox;
-    s->setDecimals(5);
-    s->setRange(1e-6, 1);
-    s->setSingleStep(1e-4);
-    s->setValue(value);
-    return s;
-}
 
 SessionView::SessionView(QWidget* parent) : QWidget(parent) {
     setObjectName("sessionView");
@@ -50,25 +37,22 @@ SessionView::SessionView(QWidget* parent) : QWidget(parent) {
         if (qint64 r = selected_run()) emit run_selected(r);
     });
 
-    // Stage settings: the defaults are DESIGN.md's (stage 1: tk window 64, lr 1e-2, 200 steps; stage 2: r 8, lr 3e-4).
+    // Stage settings: rows, ranges and defaults come from the stages' option tables (the CLI's).
     stages_ = new QTabWidget;
     stages_->setObjectName("stageTabs");
     auto* s1 = new QWidget;
     auto* f1 = new QFormLayout(s1);
-    f1->addRow("Steps", s1_steps_ = int_spin(1, 1000000, 200));
-    f1->addRow("Learning rate", s1_lr_ = lr_spin(1e-2));
-    f1->addRow("Window", s1_window_ = int_spin(1, 4096, 64));
-    f1->addRow("Sequence length", s1_seq_len_ = int_spin(8, 1 << 20, 256));
-    f1->addRow("Teacher samples", s1_samples_ = int_spin(2, 1 << 20, 256));
-    f1->addRow("Batch", s1_batch_ = int_spin(1, 4096, 4));
-    f1->addRow("Evaluate every", s1_eval_every_ = int_spin(1, 100000, 25));
-    s1_steps_->setObjectName("stage1Steps");
+    stage1_form_ = std::make_unique<OptionForm>(
+        f1, distill_fields(),
+        std::vector<std::string>{"steps", "lr", "variant", "window", "feature_map", "feature_dim", "seq_len",
+                                 "teacher_sequences", "batch_size", "eval_every", "checkpoint_every"});
+    stage1_steps()->setObjectName("stage1Steps");
     stages_->addTab(s1, "Stage 1: attention transfer");
     auto* s2 = new QWidget;
     auto* f2 = new QFormLayout(s2);
-    f2->addRow("Steps", s2_steps_ = int_spin(1, 1000000, 100));
-    f2->addRow("Learning rate", s2_lr_ = lr_spin(3e-4));
-    f2->addRow("LoRA rank", s2_rank_ = int_spin(1, 1024, 8));
+    stage2_form_ = std::make_unique<OptionForm>(
+        f2, finetune_fields(),
+        std::vector<std::string>{"steps", "lr", "lora_rank", "lora_alpha", "kd_factor", "xent_factor"});
     f2->addRow(new QLabel("Starts from the selected stage-1 run."));
     stages_->addTab(s2, "Stage 2: LoRA");
     auto* s3 = new QWidget;
@@ -120,12 +104,13 @@ SessionView::SessionView(QWidget* parent) : QWidget(parent) {
     connect(&job_, &JobRunner::progress, this, [this](const JobProgress& p) {
         progress_->setMaximum(int(p.steps));
         progress_->setValue(int(p.step));
-        QString text = QString("%1: step %2/%3, %4 tok/s, ETA %5")
-                           .arg(job_.label())
+        const bool steps = p.unit == "steps";
+        QString text = QString("%1: %2 %3/%4, %5 %6, ETA %7")
+                           .arg(job_.label(), steps ? "step" : p.unit)
                            .arg(p.step)
                            .arg(p.steps)
-                           .arg(p.tokens_per_second, 0, 'f', 0)
-                           .arg(p.eta);
+                           .arg(p.tokens_per_second, 0, 'f', steps ? 0 : 1)
+                           .arg(steps ? "tok/s" : p.unit + "/s", p.eta);
         job_label_->setText(text);
         emit status_text(text);
     });
@@ -147,11 +132,16 @@ SessionView::SessionView(QWidget* parent) : QWidget(parent) {
 
 SessionView::~SessionView() = default;
 
+QSpinBox* SessionView::stage1_steps() const {
+    return qobject_cast<QSpinBox*>(stage1_form_->editor("steps"));
+}
+
 bool SessionView::open_workspace(const QString& dir) {
     try {
         ws_ = std::make_unique<Workspace>(Workspace::open(dir.toStdString()));
         ws_dir_ = dir;
         ws_label_->setText("Workspace: <b>" + dir + "</b>");
+        data_version_ = -1;
         refresh();
         return true;
     } catch (const std::exception& e) {
@@ -184,19 +174,27 @@ QTreeWidgetItem* SessionView::run_item(qint64 run) const {
 // A run still marked running whose process (one this studio started) is gone was killed or
 // crashed: say so in the database (its records stay), so it shows as failed and can be resumed.
 // Runs of other processes are left alone: their pid may live on another machine (Slurm).
-void SessionView::mark_dead_runs() {
+// Returns whether it changed a run.
+bool SessionView::mark_dead_runs() {
+    if (job_.started_pids().isEmpty() || job_.running()) return false;  // nothing of ours can have died
+    bool changed = false;
     for (auto& r : ws_->runs()) {
-        if (r.status != "running" || !job_.started_pids().contains(r.pid)) continue;
-        if (job_.running() && r.pid == job_.pid()) continue;
+        if (r.status != RunStatus::Running || !job_.started_pids().contains(r.pid)) continue;
         if (::kill(pid_t(r.pid), 0) == 0 || errno == EPERM) continue;
-        ws_->set_run_status(r.id, "failed", "the job process ended without finishing (killed or crashed)");
+        ws_->set_run_status(r.id, RunStatus::Failed, "the job process ended without finishing (killed or crashed)");
+        changed = true;
     }
+    return changed;
 }
 
 void SessionView::refresh() {
     if (!ws_) return;
     try {
-        mark_dead_runs();
+        // Read the runs only when another connection committed (PRAGMA data_version) or we wrote.
+        const bool wrote = mark_dead_runs();
+        const int64_t version = ws_->data_version();
+        if (version == data_version_ && !wrote) return;
+        data_version_ = version;
         // Rebuild only when something changed (runs, statuses, steps, checkpoints).
         struct Row {
             RunRecord run;
@@ -209,7 +207,7 @@ void SessionView::refresh() {
             rows.push_back({r, ws_->steps(r.id, "train").size(), ws_->checkpoints(r.id)});
             signature += QString("%1:%2:%3:%4;")
                              .arg(r.id)
-                             .arg(QString::fromStdString(r.status))
+                             .arg(run_status_name(r.status))
                              .arg(rows.back().steps)
                              .arg(rows.back().checkpoints.size());
         }
@@ -229,15 +227,15 @@ void SessionView::refresh() {
                 session->setData(0, Qt::UserRole, qint64(0));
                 session->setExpanded(true);
             }
-            auto* item = new QTreeWidgetItem(
-                session, {QString::number(r.id), QString::fromStdString(r.kind), QString::fromStdString(r.status),
-                          row.steps ? QString::number(row.steps) : "", QString::fromStdString(r.updated_at),
-                          QString::fromStdString(r.message)});
+            auto* item =
+                new QTreeWidgetItem(session, {QString::number(r.id), run_kind_name(r.kind), run_status_name(r.status),
+                                              row.steps ? QString::number(row.steps) : "",
+                                              QString::fromStdString(r.updated_at), QString::fromStdString(r.message)});
             item->setData(0, Qt::UserRole, qint64(r.id));
-            QColor color = r.status == "failed"      ? QColor(200, 40, 40)
-                           : r.status == "running"   ? QColor(30, 110, 200)
-                           : r.status == "cancelled" ? QColor(150, 110, 0)
-                                                     : QColor(30, 130, 60);
+            QColor color = r.status == RunStatus::Failed      ? QColor(200, 40, 40)
+                           : r.status == RunStatus::Running   ? QColor(30, 110, 200)
+                           : r.status == RunStatus::Cancelled ? QColor(150, 110, 0)
+                                                              : QColor(30, 130, 60);
             item->setForeground(2, color);
             for (auto& c : row.checkpoints) {
                 auto* ck = new QTreeWidgetItem(item, {c.is_best ? "best" : "checkpoint", "", "",
@@ -276,24 +274,7 @@ bool SessionView::start(const QString& label, const QStringList& args) {
 }
 
 bool SessionView::start_stage1(const QStringList& extra) {
-    QStringList args = {"distill",
-                        "--steps",
-                        QString::number(s1_steps_->value()),
-                        "--lr",
-                        QString::number(s1_lr_->value()),
-                        "--window",
-                        QString::number(s1_window_->value()),
-                        "--seq-len",
-                        QString::number(s1_seq_len_->value()),
-                        "--teacher-sequences",
-                        QString::number(s1_samples_->value()),
-                        "--batch-size",
-                        QString::number(s1_batch_->value()),
-                        "--eval-every",
-                        QString::number(s1_eval_every_->value()),
-                        "--checkpoint-every",
-                        QString::number(s1_eval_every_->value())};
-    return start("Stage 1", args + extra);
+    return start("Stage 1", QStringList{"distill"} + stage1_form_->args() + extra);
 }
 
 bool SessionView::start_linearize() {
@@ -306,9 +287,7 @@ bool SessionView::start_stage2() {
         emit status_text("Select a completed stage-1 run first");
         return false;
     }
-    return start("Stage 2",
-                 {"finetune", "--run", QString::number(run), "--steps", QString::number(s2_steps_->value()), "--lr",
-                  QString::number(s2_lr_->value()), "--lora-rank", QString::number(s2_rank_->value())});
+    return start("Stage 2", QStringList{"finetune", "--run", QString::number(run)} + stage2_form_->args());
 }
 
 bool SessionView::start_eval() {
@@ -324,12 +303,16 @@ bool SessionView::resume_selected() {
     qint64 run = selected_run();
     if (!run || !ws_) return false;
     RunRecord r = ws_->run(run);
-    if (r.status == "completed") {
+    if (r.status == RunStatus::Completed) {
         emit status_text(QString("Run %1 is already completed").arg(run));
         return false;
     }
-    QString cmd = r.kind == "finetune" ? "finetune" : "distill";
-    return start("Resume run " + QString::number(run), {cmd, "--resume", QString::number(run)});
+    if (!run_kind_resumes(r.kind)) {
+        emit status_text(QString("Run %1 is an %2 run; start it again instead").arg(run).arg(run_kind_name(r.kind)));
+        return false;
+    }
+    // `lincat resume` dispatches on the run's kind (stage 1, stage 2, block, dump).
+    return start("Resume run " + QString::number(run), {"resume", "--run", QString::number(run)});
 }
 
 void SessionView::cancel_job() {

@@ -21,6 +21,9 @@ class QTreeWidgetItem;
 namespace lincat {
 class Workspace;
 }
+namespace lincat::studio {
+class OptionForm;
+}
 
 namespace lincat::studio {
 
@@ -49,7 +52,7 @@ class SessionView : public QWidget {
     void cancel_job();
     void refresh();  // re-reads the run tree (also on a 1 s timer)
 
-    QSpinBox* stage1_steps() const { return s1_steps_; }
+    QSpinBox* stage1_steps() const;
 
   signals:
     void status_text(const QString& text);
@@ -58,7 +61,7 @@ class SessionView : public QWidget {
 
   private:
     bool start(const QString& label, const QStringList& args);
-    void mark_dead_runs();
+    bool mark_dead_runs();
 
     std::unique_ptr<Workspace> ws_;
     QString ws_dir_, model_dir_;
@@ -68,12 +71,10 @@ class SessionView : public QWidget {
     QProgressBar* progress_;
     QPushButton *start_, *cancel_, *resume_;
     QTabWidget* stages_;
-    QSpinBox *s1_steps_, *s1_window_, *s1_seq_len_, *s1_samples_, *s1_batch_, *s1_eval_every_;
-    QDoubleSpinBox* s1_lr_;
-    QSpinBox *s2_steps_, *s2_rank_;
-    QDoubleSpinBox* s2_lr_;
+    std::unique_ptr<OptionForm> stage1_form_, stage2_form_;
     QTimer* timer_;
     QString tree_signature_;
+    int64_t data_version_ = -1;
 };
 
 }  // namespace lincat::studio

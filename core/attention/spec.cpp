@@ -37,21 +37,60 @@ std::string window_kind_name(WindowKind k) {
     return k == WindowKind::Terraced ? "tk" : "sw";
 }
 
+BlockAlign parse_block_align(const std::string& s) {
+    if (s == "start") return BlockAlign::Start;
+    if (s == "end") return BlockAlign::End;
+    fail("block align '", s, "' is not one of start, end");
+}
+
+std::string block_align_name(BlockAlign a) {
+    return a == BlockAlign::End ? "end" : "start";
+}
+
+const FieldTable<LinearizeOptions>& linearize_fields() {
+    using O = LinearizeOptions;
+    static const FieldTable<O> t = {
+        enum_field<O>("variant", "window variant: tk (terraced) or sw (sliding)",
+                      [](O & o) -> auto& { return o.window.kind; }, window_kind_name, parse_window_kind, {"tk", "sw"}),
+        field<O>(
+            "window", "window size w", [](O & o) -> auto& { return o.window.size; })
+            .at_least(1)
+            .at_most(65536),
+        enum_field<O>("block_align", "where tk block edges sit: start or end",
+                      [](O & o) -> auto& { return o.window.align; }, block_align_name, parse_block_align,
+                      {"start", "end"})
+            .added_later(),
+        enum_field<O>("feature_map", "feature map: softmax_dim, relu, 1+elu or exp_dim",
+                      [](O & o) -> auto& { return o.feature_map; }, feature_map_kind_name, parse_feature_map_kind,
+                      {"softmax_dim", "relu", "1+elu", "exp_dim"}),
+        field<O>(
+            "feature_dim", "feature dim f (softmax_dim gives 2f)", [](O & o) -> auto& { return o.feature_dim; })
+            .at_least(1)
+            .at_most(65536),
+        field<O>(
+            "identity_init", "feature-map weights start as the identity (needs f = head dim)",
+            [](O & o) -> auto& { return o.identity_init; })
+            .added_later(),
+        field<O>(
+            "affine", "lambda = 1 - gamma", [](O & o) -> auto& { return o.affine; })
+            .added_later(),
+        enum_field<O>("decode_window", "window kept while decoding: tk or sw",
+                      [](O & o) -> auto& { return o.decode_window; }, window_kind_name, parse_window_kind, {"tk", "sw"})
+            .added_later(),
+        field<O>(
+            "layers", "layers to linearize (empty: all)", [](O & o) -> auto& { return o.layers; })
+            .at_least(0),
+    };
+    return t;
+}
+
 std::string linearization_to_json(const LinearizeOptions& o, int64_t num_layers, const std::string& base_model_hash) {
-    std::vector<int64_t> layers = o.layers;
-    if (layers.empty())
-        for (int64_t i = 0; i < num_layers; ++i) layers.push_back(i);
-    json j = {{"format", "lincat-linearization"},
-              {"version", 1},
-              {"variant", window_kind_name(o.window.kind)},
-              {"window", o.window.size},
-              {"block_align", o.window.align == BlockAlign::End ? "end" : "start"},
-              {"feature_map", feature_map_kind_name(o.feature_map)},
-              {"feature_dim", o.feature_dim},
-              {"affine", o.affine},
-              {"decode_window", window_kind_name(o.decode_window)},
-              {"layers", layers},
-              {"base_model_hash", base_model_hash}};
+    LinearizeOptions explicit_layers = o;
+    if (explicit_layers.layers.empty())
+        for (int64_t i = 0; i < num_layers; ++i) explicit_layers.layers.push_back(i);
+    json j = {{"format", "lincat-linearization"}, {"version", 1}};
+    j.update(table_to_json(linearize_fields(), explicit_layers));
+    j["base_model_hash"] = base_model_hash;
     return j.dump(2) + "\n";
 }
 
@@ -61,22 +100,7 @@ LinearizeOptions linearization_from_json(const std::string& text, const std::str
         fail(label, ": field 'format' is not 'lincat-linearization'");
     if (json_get<int64_t>(j, "version", label) != 1) fail(label, ": unsupported version");
     LinearizeOptions o;
-    o.window.kind = parse_window_kind(json_get<std::string>(j, "variant", label));
-    o.window.size = json_get<int64_t>(j, "window", label);
-    if (o.window.size <= 0 || o.window.size > 65536) fail(label, ": field 'window' out of range");
-    o.window.align =
-        json_get_or<std::string>(j, "block_align", "start", label) == "end" ? BlockAlign::End : BlockAlign::Start;
-    o.feature_map = parse_feature_map_kind(json_get<std::string>(j, "feature_map", label));
-    o.feature_dim = json_get<int64_t>(j, "feature_dim", label);
-    if (o.feature_dim <= 0 || o.feature_dim > 65536) fail(label, ": field 'feature_dim' out of range");
-    o.affine = json_get_or<bool>(j, "affine", false, label);
-    o.decode_window = parse_window_kind(json_get_or<std::string>(j, "decode_window", "tk", label));
-    const json& layers = json_get<json>(j, "layers", label);
-    if (!layers.is_array()) fail(label, ": field 'layers' must be an array");
-    for (const json& l : layers) {
-        if (!l.is_number_integer() || l.get<int64_t>() < 0) fail(label, ": field 'layers' must hold layer indices");
-        o.layers.push_back(l.get<int64_t>());
-    }
+    table_from_json(linearize_fields(), j, o, label);
     if (hash) *hash = json_get<std::string>(j, "base_model_hash", label);
     return o;
 }

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "util/options.h"
+
 namespace lincat {
 
 enum class FeatureMapKind { SoftmaxDim, Relu, OnePlusElu, ExpDim };
@@ -16,11 +18,14 @@ enum class WindowKind { Terraced, Sliding };            // "tk" (LoLCATs default
 enum class BlockAlign { Start, End };                   // where tk block edges sit (see DESIGN.md 1.1)
 WindowKind parse_window_kind(const std::string& name);  // tk | sw
 std::string window_kind_name(WindowKind kind);
+BlockAlign parse_block_align(const std::string& name);  // start | end
+std::string block_align_name(BlockAlign align);
 
 struct WindowSpec {
     WindowKind kind = WindowKind::Terraced;
     int64_t size = 64;  // w
     BlockAlign align = BlockAlign::Start;
+    bool operator==(const WindowSpec&) const = default;
 };
 
 struct LinearizeOptions {
@@ -31,7 +36,11 @@ struct LinearizeOptions {
     bool affine = false;
     WindowKind decode_window = WindowKind::Terraced;
     std::vector<int64_t> layers;  // empty = every layer
+    bool operator==(const LinearizeOptions&) const = default;
 };
+
+// The options' field table (flat keys: variant, window, block_align, feature_map, ...).
+const FieldTable<LinearizeOptions>& linearize_fields();
 
 // linearization.json of a checkpoint. Errors name `label` and the field.
 std::string linearization_to_json(const LinearizeOptions& o, int64_t num_layers, const std::string& base_model_hash);

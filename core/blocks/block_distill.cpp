@@ -2,10 +2,11 @@
 
 #include <filesystem>
 
+#include "attention/transfer.h"
 #include "blocks/block_states.h"
 #include "blocks/state_dump.h"
+#include "model/fingerprint.h"
 #include "train/checkpoint.h"
-#include "train/transfer.h"
 #include "util/error.h"
 #include "util/file.h"
 #include "util/json.h"
@@ -31,7 +32,7 @@ DistillOutcome distill_block(Workspace& ws, const std::string& model_dir, const 
     int64_t run;
     if (resume_run) {
         run = *resume_run;
-        RunRecord r = resumable_run(ws, run, "distill-block", hash, model_dir);
+        RunRecord r = resumable_run(ws, run, RunKind::DistillBlock, hash, model_dir);
         const std::string label = "run " + std::to_string(run) + " config";
         cfg = DistillConfig::from_json(r.config_json, label);
         BlockRunInfo info = block_run_info(r.config_json, label);
@@ -49,14 +50,14 @@ DistillOutcome distill_block(Workspace& ws, const std::string& model_dir, const 
     cfg.data = data_spec_from_json(m.data_json, states_dir + "/manifest.json data");
 
     if (!resume_run) {
-        validate_schedule(cfg.schedule(), "distill --block");
+        table_validate(distill_fields(), cfg, "distill --block");
         linearized_parameter_count(load_model_config(model_dir + "/config.json"), cfg.linearize);
         json j = parse_json(cfg.to_json(), "config");
         j["block"] = block;
         j["block_layers"] = {first, last};
         j["states"] = states_dir;
         j["manifest_sha256"] = sha256_file(states_dir + "/manifest.json");
-        run = ws.create_run("default", "distill-block", j.dump(), hash);
+        run = ws.create_run("default", RunKind::DistillBlock, j.dump(), hash);
     }
     const std::string run_dir = start_run(ws, run);
 
@@ -65,7 +66,7 @@ DistillOutcome distill_block(Workspace& ws, const std::string& model_dir, const 
     // the block's feature maps start where joint training's would.
     std::vector<std::shared_ptr<AttentionCoreImpl>> original;
     for (int64_t l = 0; l < model->num_layers(); ++l) original.push_back(model->layer(l)->self_attn->core());
-    torch::manual_seed(cfg.seed);
+    torch::manual_seed(cfg.schedule.seed);
     linearize(model, cfg.linearize);
     LinearizeOptions block_opts = cfg.linearize;
     block_opts.layers.clear();
@@ -77,7 +78,7 @@ DistillOutcome distill_block(Workspace& ws, const std::string& model_dir, const 
             block_opts.layers.push_back(l);
     }
     if (block_opts.layers.empty()) {
-        ws.set_run_status(run, "failed", "no linearized layer in this block");
+        ws.set_run_status(run, RunStatus::Failed, "no linearized layer in this block");
         fail("block ", block, " (layers ", first, "..", last - 1, ") has no layer to linearize under --layers");
     }
     TransferLayers transfer = wrap_for_transfer(model, cfg.xent_factor > 0);
@@ -96,8 +97,8 @@ DistillOutcome distill_block(Workspace& ws, const std::string& model_dir, const 
         layer.assign(transfer.cores.size(), 0.0);
         const int64_t n = m.eval_rows;
         if (n == 0) return 0.0;
-        for (int64_t s = 0; s < n; s += cfg.batch_size) {
-            const int64_t bs = std::min(cfg.batch_size, n - s);
+        for (int64_t s = 0; s < n; s += cfg.schedule.batch_size) {
+            const int64_t bs = std::min(cfg.schedule.batch_size, n - s);
             model->run_layers(states.rows("eval", torch::arange(s, s + bs)), first, last);
             for (size_t i = 0; i < transfer.cores.size(); ++i)
                 layer[i] += transfer.cores[i]->last_mse.item<double>() * double(bs);
@@ -106,16 +107,18 @@ DistillOutcome distill_block(Workspace& ws, const std::string& model_dir, const 
         for (auto& v : layer) total += (v /= double(n));
         return cfg.mse_factor * total / double(layer.size());
     };
-    hooks.save = [&](const std::string& dir) { return save_linear_checkpoint(dir, model, block_opts, hash); };
+    hooks.save = [&](const std::string& dir, const std::function<void(const std::string&)>& extra) {
+        return save_linear_checkpoint(dir, model, block_opts, hash, nullptr, extra);
+    };
     hooks.load = [&](const std::string& dir) { load_linear_tensors(model, dir); };
 
     DistillOutcome out;
     out.run = run;
     out.layers = transfer.layers;
-    TrainOutcome t = train_loop(ws, run, run_dir, cfg.schedule(), states.tokens("train"), params, hooks,
+    TrainOutcome t = train_loop(ws, run, run_dir, cfg.schedule, states.tokens("train"), params, hooks,
                                 resume_run.has_value(), on_progress, cancel);
-    if (t.status == "cancelled") {
-        out.status = "cancelled";
+    if (t.status == RunStatus::Cancelled) {
+        out.status = RunStatus::Cancelled;
         return out;
     }
     out.steps = t.steps;
@@ -124,8 +127,8 @@ DistillOutcome distill_block(Workspace& ws, const std::string& model_dir, const 
     out.layer_mse_final = t.final_layer;
     auto best = ws.best_checkpoint(run);
     out.checkpoint = best ? best->path : ws.last_checkpoint(run)->path;
-    ws.set_run_status(run, "completed");
-    out.status = "completed";
+    ws.set_run_status(run, RunStatus::Completed);
+    out.status = RunStatus::Completed;
     return out;
 }
 

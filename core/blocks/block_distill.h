@@ -1,6 +1,6 @@
 // `lincat distill --block I --states DIR`: attention transfer of one block's layers from the
 // hidden states saved for it (DESIGN.md 1.6); the teacher outputs of each layer are computed on
-// the fly, exactly as joint stage 1 does. Its own "distill-block" run, checkpointed and resumable
+// the fly, exactly as joint stage 1 does. Its own RunKind::DistillBlock run, checkpointed and resumable
 // like any stage-1 run. Feature maps start from the same seeded values joint training would give
 // these layers, so with one block (k = L) it reproduces joint training.
 #pragma once

@@ -1,14 +1,18 @@
 #include "blocks/state_dump.h"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
 
+#include "model/fingerprint.h"
 #include "model/weights.h"
 #include "plan/planner.h"
 #include "train/checkpoint.h"
 #include "util/error.h"
+#include "util/events.h"
 #include "util/file.h"
 #include "util/json.h"
 #include "util/sha256.h"
@@ -67,6 +71,24 @@ bool shard_intact(const std::string& dir, const StateShard& s) {
 }
 
 }  // namespace
+
+StateDumpConfig dump_config_from_run(const Workspace& ws, const RunRecord& r) {
+    const std::string label = ws.db_path() + ": run " + std::to_string(r.id) + " config";
+    if (r.kind != RunKind::DumpStates) fail(label, ": a '", run_kind_name(r.kind), "' run, not a state dump");
+    json j = parse_json(r.config_json, label);
+    StateDumpConfig c;
+    c.k = json_get<int64_t>(j, "k", label);
+    const std::string dtype = json_get<std::string>(j, "dtype", label);
+    bool known = false;
+    for (DType d : {DType::F32, DType::BF16, DType::F16})
+        if (dtype == dtype_name(d)) c.dtype = d, known = true;
+    if (!known) fail(label, ": field 'dtype' is '", dtype, "', not F32, BF16 or F16");
+    c.shard_rows = json_get<int64_t>(j, "shard_rows", label);
+    c.data = data_spec_from_json(json_get<json>(j, "data", label).dump(), label + " data");
+    // Dumps recorded before the folder was kept went to the default place.
+    c.out_dir = json_get_or<std::string>(j, "dir", ws.dir() + "/states/k" + std::to_string(c.k), label);
+    return c;
+}
 
 StateDumpOutcome dump_states(Workspace& ws, const std::string& model_dir, const StateDumpConfig& cfg_in,
                              const std::function<void(const StateDumpProgress&)>& on_progress,
@@ -129,7 +151,8 @@ StateDumpOutcome dump_states(Workspace& ws, const std::string& model_dir, const 
             if (done.size() == m.shards.size() && fs::exists(dir + "/" + m.tokens_file) &&
                 sha256_file(dir + "/" + m.tokens_file) == m.tokens_sha256) {
                 out.run = run;
-                out.status = "already complete";
+                out.status = RunStatus::Completed;
+                out.already_complete = true;
                 out.manifest = m;
                 out.bytes = m.total_bytes();
                 return out;
@@ -174,13 +197,17 @@ StateDumpOutcome dump_states(Workspace& ws, const std::string& model_dir, const 
 
     fs::create_directories(dir);
     if (!run) {
-        run = ws.create_run("default", "dump-states", identity.dump(), hash);
+        json config = identity;
+        config["dir"] = fs::absolute(dir).lexically_normal().string();  // where `lincat resume` continues it
+        run = ws.create_run("default", RunKind::DumpStates, config.dump(), hash);
         json id = identity;
         id["run"] = run;
         write_file_atomic(id_path, id.dump(1));
     }
     out.run = run;
-    ws.set_run_status(run, "running");
+    ws.set_run_pid(run, getpid());
+    ws.set_run_status(run, RunStatus::Running);
+    emit_event("run", {{"run", run}, {"kind", run_kind_name(RunKind::DumpStates)}});
     try {
         save_tensors(dir + "/" + m.tokens_file, {{"train_tokens", data.train}, {"eval_tokens", data.eval}},
                      {{"base_model_hash", hash}});
@@ -195,8 +222,9 @@ StateDumpOutcome dump_states(Workspace& ws, const std::string& model_dir, const 
             const int64_t n = tokens.size(0);
             for (int64_t r0 = 0; r0 < n; r0 += cfg.shard_rows) {
                 if (cancel && cancel->load()) {
-                    ws.set_run_status(run, "cancelled", "cancelled after " + std::to_string(rows_done) + " rows");
-                    out.status = "cancelled";
+                    ws.set_run_status(run, RunStatus::Cancelled,
+                                      "cancelled after " + std::to_string(rows_done) + " rows");
+                    out.status = RunStatus::Cancelled;
                     return out;
                 }
                 const int64_t rows = std::min(cfg.shard_rows, n - r0);
@@ -247,7 +275,7 @@ StateDumpOutcome dump_states(Workspace& ws, const std::string& model_dir, const 
         write_file_atomic(dir + "/manifest.json", text);
         fs::remove(journal);
     } catch (const std::exception& e) {
-        ws.set_run_status(run, "failed", e.what());
+        ws.set_run_status(run, RunStatus::Failed, e.what());
         fail("dump-states: ", e.what(), " (finished shards are kept; rerun the same command to resume)");
     }
     json results = {{"dir", fs::absolute(dir).string()},
@@ -256,8 +284,8 @@ StateDumpOutcome dump_states(Workspace& ws, const std::string& model_dir, const 
                     {"train_rows", m.train_rows},
                     {"eval_rows", m.eval_rows}};
     ws.set_run_results(run, results.dump());
-    ws.set_run_status(run, "completed");
-    out.status = "completed";
+    ws.set_run_status(run, RunStatus::Completed);
+    out.status = RunStatus::Completed;
     out.manifest = m;
     out.bytes = m.total_bytes();
     return out;

@@ -31,7 +31,9 @@ struct StateDumpProgress {
 
 struct StateDumpOutcome {
     int64_t run = 0;
-    std::string dir, status;  // "completed", "already complete" or "cancelled"
+    std::string dir;
+    RunStatus status = RunStatus::Created;  // Completed or Cancelled (errors throw)
+    bool already_complete = false;          // a whole dump was found and re-verified; nothing written
     StateManifest manifest;
     uint64_t bytes = 0, needed_bytes = 0;  // written in all; the planner's figure
     int64_t shards_written = 0, shards_kept = 0;
@@ -40,6 +42,9 @@ struct StateDumpOutcome {
 StateDumpOutcome dump_states(Workspace& ws, const std::string& model_dir, const StateDumpConfig& config,
                              const std::function<void(const StateDumpProgress&)>& on_progress,
                              const std::atomic<bool>* cancel = nullptr);
+
+// The configuration a dump-states run was started with (to continue it: `lincat resume`).
+StateDumpConfig dump_config_from_run(const Workspace& ws, const RunRecord& run);
 
 // Free bytes where `dir` lives (its nearest existing parent). LINCAT_FREE_DISK_BYTES overrides
 // it, so tests can stand in for a small disk.

@@ -6,8 +6,10 @@
 #include "blocks/block_distill.h"
 #include "blocks/block_states.h"
 #include "blocks/state_dump.h"
+#include "model/fingerprint.h"
 #include "model/weights.h"
 #include "train/checkpoint.h"
+#include "train/linearized_model.h"
 #include "util/error.h"
 #include "util/json.h"
 #include "util/sha256.h"
@@ -42,13 +44,14 @@ StitchOutcome stitch_blocks(Workspace& ws, const std::string& model_dir, const s
     };
     if (runs_in.empty()) {
         for (auto& r : ws.runs())
-            if (r.kind == "distill-block" && r.status == "completed") take(r, false);
+            if (r.kind == RunKind::DistillBlock && r.status == RunStatus::Completed) take(r, false);
     } else {
         for (int64_t id : runs_in) {
             RunRecord r = ws.run(id);
-            if (r.kind != "distill-block") fail("run ", id, " is a '", r.kind, "' run, not distill-block");
-            if (r.status != "completed")
-                fail("run ", id, " is ", r.status, "; finish it first (lincat distill --resume ", id, ")");
+            if (r.kind != RunKind::DistillBlock)
+                fail("run ", id, " is a '", run_kind_name(r.kind), "' run, not ", run_kind_name(RunKind::DistillBlock));
+            if (r.status != RunStatus::Completed)
+                fail("run ", id, " is ", run_status_name(r.status), "; finish it first (lincat resume --run ", id, ")");
             take(r, true);
         }
     }
@@ -75,8 +78,7 @@ StitchOutcome stitch_blocks(Workspace& ws, const std::string& model_dir, const s
         if (!ck) fail("run ", id, " has no checkpoint");
         checkpoints.push_back(ck->path);
         std::string ckpt_hash;
-        LinearizeOptions lo = linearization_from_json(read_file(ck->path + "/linearization.json", 1 << 20),
-                                                      ck->path + "/linearization.json", &ckpt_hash);
+        LinearizeOptions lo = checkpoint_linearization(ck->path, &ckpt_hash);
         layers.insert(lo.layers.begin(), lo.layers.end());
         steps = std::max(steps, ck->step);
     }
@@ -95,7 +97,7 @@ StitchOutcome stitch_blocks(Workspace& ws, const std::string& model_dir, const s
     config["states"] = states_dir;
     StitchOutcome out;
     out.block_runs = by_block;
-    out.run = ws.create_run("default", "distill", config.dump(), hash);
+    out.run = ws.create_run("default", RunKind::Distill, config.dump(), hash);
     const std::string dir = ws.dir() + "/checkpoints/run-" + std::to_string(out.run) + "/best";
     fs::create_directories(fs::path(dir).parent_path());
     try {
@@ -117,10 +119,10 @@ StitchOutcome stitch_blocks(Workspace& ws, const std::string& model_dir, const s
                                           {"stitched_from", by_block}})
                                         .dump());
     } catch (const std::exception& e) {
-        ws.set_run_status(out.run, "failed", e.what());
+        ws.set_run_status(out.run, RunStatus::Failed, e.what());
         throw;
     }
-    ws.set_run_status(out.run, "completed");
+    ws.set_run_status(out.run, RunStatus::Completed);
     return out;
 }
 

@@ -109,32 +109,4 @@ TokenData load_token_data(const DataSpec& spec, LlamaModel& teacher, const Token
     return {all.narrow(0, 0, n - m), all.narrow(0, n - m, m)};
 }
 
-std::string data_spec_to_json(const DataSpec& s) {
-    return json({{"text_files", s.text_files},
-                 {"jsonl_files", s.jsonl_files},
-                 {"teacher_sequences", s.teacher_sequences},
-                 {"seq_len", s.seq_len},
-                 {"seed", s.seed},
-                 {"eval_fraction", s.eval_fraction}})
-        .dump();
-}
-
-DataSpec data_spec_from_json(const std::string& text, const std::string& label) {
-    json j = parse_json(text, label);
-    DataSpec s;
-    for (const char* field : {"text_files", "jsonl_files"}) {
-        json list = json_get<json>(j, field, label);
-        if (!list.is_array()) fail(label, ": ", field, " must be an array of paths");
-        for (auto& f : list) {
-            if (!f.is_string()) fail(label, ": ", field, " must be an array of paths");
-            (std::string(field) == "text_files" ? s.text_files : s.jsonl_files).push_back(f.get<std::string>());
-        }
-    }
-    s.teacher_sequences = json_get<int64_t>(j, "teacher_sequences", label);
-    s.seq_len = json_get<int64_t>(j, "seq_len", label);
-    s.seed = uint64_t(json_get<int64_t>(j, "seed", label));
-    s.eval_fraction = json_get<double>(j, "eval_fraction", label);
-    return s;
-}
-
 }  // namespace lincat

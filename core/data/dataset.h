@@ -5,23 +5,11 @@
 #include <string>
 #include <vector>
 
+#include "data/data_spec.h"
 #include "model/llama.h"
 #include "model/tokenizer.h"
 
 namespace lincat {
-
-struct DataSpec {
-    std::vector<std::string> text_files;   // UTF-8; documents separated by blank lines
-    std::vector<std::string> jsonl_files;  // {"instruction", "input", "output"} per line
-    int64_t teacher_sequences = 256;       // used when no files are given
-    int64_t seq_len = 256;
-    uint64_t seed = 0;
-    double eval_fraction = 0.1;  // the last sequences form the held-out split
-};
-
-// {"text_files", "jsonl_files", "teacher_sequences", "seq_len", "seed", "eval_fraction"}.
-std::string data_spec_to_json(const DataSpec& spec);
-DataSpec data_spec_from_json(const std::string& text, const std::string& label);
 
 struct TokenData {
     torch::Tensor train;  // (N, seq_len) int64

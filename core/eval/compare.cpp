@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "attention/linearize.h"
-#include "train/transfer.h"
+#include "attention/transfer.h"
 
 namespace lincat {
 

@@ -6,10 +6,12 @@
 
 #include "eval/compare.h"
 #include "eval/multiple_choice.h"
-#include "train/checkpoint.h"
-#include "train/distill.h"
-#include "train/finetune.h"
+#include "train/base_model.h"
+#include "train/distill_config.h"
+#include "train/finetune_config.h"
+#include "train/linearized_model.h"
 #include "util/error.h"
+#include "util/events.h"
 #include "util/json.h"
 
 namespace lincat {
@@ -17,16 +19,16 @@ namespace lincat {
 DataSpec run_data_spec(const Workspace& ws, int64_t run) {
     RunRecord r = ws.run(run);
     std::string label = "run " + std::to_string(run) + " config";
-    if (r.kind == "distill") return DistillConfig::from_json(r.config_json, label).data;
-    if (r.kind == "finetune") return FinetuneConfig::from_json(r.config_json, label).data;
-    fail("run ", run, " is a '", r.kind, "' run; it has no training data");
+    if (r.kind == RunKind::Distill) return DistillConfig::from_json(r.config_json, label).data;
+    if (r.kind == RunKind::Finetune) return FinetuneConfig::from_json(r.config_json, label).data;
+    fail("run ", run, " is a '", run_kind_name(r.kind), "' run; it has no training data");
 }
 
 std::string run_checkpoint(const Workspace& ws, int64_t run) {
     RunRecord r = ws.run(run);
     auto best = ws.best_checkpoint(run);
     auto ck = best ? best : ws.last_checkpoint(run);
-    if (!ck) fail("run ", run, " (", r.kind, ", ", r.status, ") has no checkpoint yet");
+    if (!ck) fail("run ", run, " (", run_kind_name(r.kind), ", ", run_status_name(r.status), ") has no checkpoint yet");
     return ck->path;
 }
 
@@ -49,19 +51,27 @@ static json task_json(const McScore& s, const std::string& name) {
 }
 
 std::string evaluate_checkpoint(Workspace& ws, const std::string& model_dir, const EvalConfig& c) {
-    const std::string hash = model_fingerprint(model_dir);
-    // Everything that can be refused is checked before the run is recorded.
-    LlamaModel student = load_linearized(model_dir, c.checkpoint);
+    BaseModel base = load_base_model(model_dir);
+    return evaluate_checkpoint(ws, base, c);
+}
+
+std::string evaluate_checkpoint(Workspace& ws, BaseModel& base, const EvalConfig& c) {
+    const std::string& hash = base.hash;
+    // Everything that can be refused is checked before the run is recorded. The student is a
+    // copy of the base weights with the checkpoint applied (adapters merged).
+    LlamaModel student = copy_model(base.model);
+    apply_checkpoint(student, hash, base.dir, c.checkpoint, /*merge_adapters=*/true);
     std::vector<McTask> tasks;
     for (auto& t : c.tasks) tasks.push_back(load_mc_task(t));
     if (c.data.seq_len < 2) fail("eval: seq_len must be at least 2");
 
-    const int64_t run = ws.create_run("default", "eval", config_json(c).dump(), hash);
+    const int64_t run = ws.create_run("default", RunKind::Eval, config_json(c).dump(), hash);
     ws.set_run_pid(run, getpid());
-    ws.set_run_status(run, "running");
+    ws.set_run_status(run, RunStatus::Running);
+    emit_event("run", {{"run", run}, {"kind", run_kind_name(RunKind::Eval)}});
     try {
-        LlamaModel teacher = load_llama(model_dir);
-        Tokenizer tok = Tokenizer::load_dir(model_dir);
+        LlamaModel teacher = base.model;
+        const Tokenizer& tok = base.tokenizer;
         torch::Tensor rows;
         if (!c.text_files.empty()) {
             std::vector<int64_t> ids;
@@ -102,10 +112,10 @@ std::string evaluate_checkpoint(Workspace& ws, const std::string& model_dir, con
         }
         ws.record_step(run, "eval", {0, m.tokens, std::log(m.student_ppl), 0, m.layer_mse});
         ws.set_run_results(run, doc.dump());
-        ws.set_run_status(run, "completed");
+        ws.set_run_status(run, RunStatus::Completed);
         return doc.dump();
     } catch (const std::exception& e) {
-        ws.set_run_status(run, "failed", e.what());
+        ws.set_run_status(run, RunStatus::Failed, e.what());
         throw;
     }
 }

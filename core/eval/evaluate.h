@@ -9,6 +9,7 @@
 
 #include "data/dataset.h"
 #include "store/workspace.h"
+#include "train/base_model.h"
 
 namespace lincat {
 
@@ -29,5 +30,7 @@ std::string run_checkpoint(const Workspace& ws, int64_t run);
 
 // Evaluates, records, and returns the JSON document (also stored as the run's results).
 std::string evaluate_checkpoint(Workspace& ws, const std::string& model_dir, const EvalConfig& config);
+// The same on a base model already loaded (the teacher; the student is a copy of its weights).
+std::string evaluate_checkpoint(Workspace& ws, BaseModel& base, const EvalConfig& config);
 
 }  // namespace lincat

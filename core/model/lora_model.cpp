@@ -81,4 +81,8 @@ void merge_lora(const LlamaModel& model) {
     }
 }
 
+void detach_lora(const LlamaModel& model) {
+    for (auto& s : attached(model)) *s.adapter = nullptr;
+}
+
 }  // namespace lincat

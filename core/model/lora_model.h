@@ -31,5 +31,7 @@ void set_lora_training(const LlamaModel& model, bool on);
 
 // W += scale * B A for every attached adapter, then detaches them: same function, no extra cost.
 void merge_lora(const LlamaModel& model);
+// Removes every attached adapter without touching the weights (the base model again).
+void detach_lora(const LlamaModel& model);
 
 }  // namespace lincat

@@ -11,6 +11,27 @@ const std::vector<std::string>& lora_target_names() {
     return names;
 }
 
+const FieldTable<LoraOptions>& lora_fields() {
+    using L = LoraOptions;
+    static const FieldTable<L> t = {
+        field<L>(
+            "rank", "LoRA rank r", [](L & l) -> auto& { return l.rank; })
+            .at_least(1)
+            .at_most(65536),
+        field<L>(
+            "alpha", "LoRA alpha", [](L & l) -> auto& { return l.alpha; })
+            .above(0),
+        field<L>(
+            "dropout", "LoRA dropout", [](L & l) -> auto& { return l.dropout; })
+            .at_least(0)
+            .below(1),
+        field<L>(
+            "targets", "projections to adapt", [](L & l) -> auto& { return l.targets; })
+            .one_of(lora_target_names()),
+    };
+    return t;
+}
+
 std::string lora_options_to_json(const LoraOptions& o) {
     json j = {{"format", "lincat-lora"}, {"version", 1},          {"rank", o.rank},
               {"alpha", o.alpha},        {"dropout", o.dropout},  {"target_modules", o.targets},
@@ -34,6 +55,7 @@ LoraOptions lora_options_from_json(const std::string& text, const std::string& l
         if (!x.is_string()) fail(label, ": field 'target_modules' must hold strings");
         o.targets.push_back(x.get<std::string>());
     }
+    table_validate(lora_fields(), o, label);
     return o;
 }
 

@@ -176,21 +176,33 @@ std::optional<std::string> Workspace::run_results(int64_t run) const {
     return s.text(0);
 }
 
-int64_t Workspace::create_run(const std::string& session, const std::string& kind, const std::string& config_json,
+int64_t Workspace::create_run(const std::string& session, RunKind kind, const std::string& config_json,
                               const std::string& base_model_hash) {
     Stmt ses(db_, "INSERT OR IGNORE INTO sessions (name, created_at) VALUES (?, datetime('now'))", db_path());
     ses.bind(1, session).step();
     Stmt s(db_,
            "INSERT INTO runs (session, kind, config, status, base_model_hash, created_at, updated_at) "
-           "VALUES (?, ?, ?, 'created', ?, datetime('now'), datetime('now'))",
+           "VALUES (?, ?, ?, ?, ?, datetime('now'), datetime('now'))",
            db_path());
-    s.bind(1, session).bind(2, kind).bind(3, config_json).bind(4, base_model_hash).step();
+    s.bind(1, session)
+        .bind(2, std::string(run_kind_name(kind)))
+        .bind(3, config_json)
+        .bind(4, std::string(run_status_name(RunStatus::Created)))
+        .bind(5, base_model_hash)
+        .step();
     return sqlite3_last_insert_rowid(db_);
 }
 
-static RunRecord read_run(const Stmt& s) {
+// A text value the mapping does not know is an error naming the run and the column: never a
+// silent default (a newer lincat's kind, or a hand-edited database).
+static RunRecord read_run(const Stmt& s, const std::string& db) {
     RunRecord r;
-    r.id = s.i64(0), r.session = s.text(1), r.kind = s.text(2), r.config_json = s.text(3), r.status = s.text(4);
+    r.id = s.i64(0), r.session = s.text(1), r.config_json = s.text(3);
+    auto kind = parse_run_kind(s.text(2));
+    auto status = parse_run_status(s.text(4));
+    if (!kind) fail(db, ": run ", r.id, ": column 'kind' holds '", s.text(2), "', not a run kind this lincat knows");
+    if (!status) fail(db, ": run ", r.id, ": column 'status' holds '", s.text(4), "', not a run status");
+    r.kind = *kind, r.status = *status;
     r.message = s.text(5), r.pid = s.i64(6), r.base_model_hash = s.text(7), r.created_at = s.text(8);
     r.updated_at = s.text(9);
     return r;
@@ -203,19 +215,24 @@ RunRecord Workspace::run(int64_t id) const {
     Stmt s(db_, std::string(kRunColumns) + " WHERE id = ?", db_path());
     s.bind(1, id);
     if (!s.step()) fail(db_path(), ": no run ", id);
-    return read_run(s);
+    return read_run(s, db_path());
 }
 
 std::vector<RunRecord> Workspace::runs() const {
     Stmt s(db_, std::string(kRunColumns) + " ORDER BY id", db_path());
     std::vector<RunRecord> out;
-    while (s.step()) out.push_back(read_run(s));
+    while (s.step()) out.push_back(read_run(s, db_path()));
     return out;
 }
 
-void Workspace::set_run_status(int64_t run, const std::string& status, const std::string& message) {
+void Workspace::set_run_status(int64_t run, RunStatus status, const std::string& message) {
     Stmt s(db_, "UPDATE runs SET status = ?, message = ?, updated_at = datetime('now') WHERE id = ?", db_path());
-    s.bind(1, status).bind(2, message).bind(3, run).step();
+    s.bind(1, std::string(run_status_name(status))).bind(2, message).bind(3, run).step();
+}
+
+int64_t Workspace::data_version() const {
+    Stmt s(db_, "PRAGMA data_version", db_path());
+    return s.step() ? s.i64(0) : 0;
 }
 
 void Workspace::set_run_pid(int64_t run, int64_t pid) {

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "store/run_types.h"
+
 struct sqlite3;
 
 namespace lincat {
@@ -17,7 +19,11 @@ constexpr int kWorkspaceSchemaVersion = 2;
 
 struct RunRecord {
     int64_t id = 0;
-    std::string session, kind, config_json, status, message, base_model_hash, created_at, updated_at;
+    std::string session;
+    RunKind kind = RunKind::Distill;
+    std::string config_json;
+    RunStatus status = RunStatus::Created;
+    std::string message, base_model_hash, created_at, updated_at;
     int64_t pid = 0;
 };
 
@@ -44,11 +50,11 @@ class Workspace {
     const std::string& dir() const { return dir_; }
     std::string db_path() const { return dir_ + "/lincat.db"; }
 
-    int64_t create_run(const std::string& session, const std::string& kind, const std::string& config_json,
+    int64_t create_run(const std::string& session, RunKind kind, const std::string& config_json,
                        const std::string& base_model_hash);
     RunRecord run(int64_t id) const;
     std::vector<RunRecord> runs() const;
-    void set_run_status(int64_t run, const std::string& status, const std::string& message = "");
+    void set_run_status(int64_t run, RunStatus status, const std::string& message = "");
     void set_run_pid(int64_t run, int64_t pid);
 
     // "train" or "eval" rows; one transaction per step. A step recorded twice replaces the old row.
@@ -69,6 +75,10 @@ class Workspace {
     std::optional<CheckpointRecord> last_checkpoint(int64_t run) const;
     std::optional<CheckpointRecord> best_checkpoint(int64_t run) const;
     std::vector<CheckpointRecord> checkpoints(int64_t run) const;  // by step
+
+    // SQLite's PRAGMA data_version: changes when another connection commits to the database, so
+    // a reader (the studio) re-reads only when something changed. Its own writes do not count.
+    int64_t data_version() const;
 
   private:
     Workspace() = default;

@@ -7,9 +7,9 @@
 #include <filesystem>
 #include <map>
 
+#include "attention/transfer.h"
 #include "model/weights.h"
-#include "train/transfer.h"
-#include "util/compute.h"
+#include "store/checksums.h"
 #include "util/error.h"
 #include "util/file.h"
 #include "util/json.h"
@@ -33,7 +33,8 @@ std::vector<std::pair<std::string, torch::Tensor>> linearized_tensors(const Llam
 }
 
 std::string save_linear_checkpoint(const std::string& dir, const LlamaModel& model, const LinearizeOptions& o,
-                                   const std::string& base_model_hash, const LoraOptions* lora) {
+                                   const std::string& base_model_hash, const LoraOptions* lora,
+                                   const std::function<void(const std::string&)>& extra) {
     fs::path out(dir), tmp = dir + ".tmp." + std::to_string(getpid());
     fs::remove_all(tmp);
     fs::create_directories(tmp);
@@ -41,15 +42,14 @@ std::string save_linear_checkpoint(const std::string& dir, const LlamaModel& mod
         save_tensors((tmp / "linear.safetensors").string(), linearized_tensors(model));
         write_file_atomic((tmp / "linearization.json").string(),
                           linearization_to_json(o, model->num_layers(), base_model_hash));
-        std::string sums = sha256_file((tmp / "linear.safetensors").string()) + "  linear.safetensors\n";
         if (lora) {
             auto tensors = lora_tensors(model);
             if (tensors.empty()) fail("the model has no LoRA adapters attached");
             save_tensors((tmp / "adapter.safetensors").string(), tensors);
             write_file_atomic((tmp / "adapter.json").string(), lora_options_to_json(*lora));
-            sums += sha256_file((tmp / "adapter.safetensors").string()) + "  adapter.safetensors\n";
         }
-        write_file_atomic((tmp / "checksum.txt").string(), sums);
+        if (extra) extra(tmp.string());
+        write_checksums(tmp.string());
         fs::path old = dir + ".old." + std::to_string(getpid());
         if (fs::exists(out)) fs::rename(out, old);
         fs::rename(tmp, out);
@@ -60,25 +60,6 @@ std::string save_linear_checkpoint(const std::string& dir, const LlamaModel& mod
         fs::remove_all(tmp, ec);
         fail(dir, ": cannot write checkpoint: ", e.what());
     }
-}
-
-// Checks `file` (a name inside dir) against its line in dir/checksum.txt.
-static void verify_checksum(const std::string& dir, const std::string& file) {
-    std::string sums = read_file(dir + "/checksum.txt", 1 << 16);
-    std::string recorded;
-    size_t pos = 0;
-    while (pos < sums.size()) {
-        size_t end = sums.find('\n', pos);
-        if (end == std::string::npos) end = sums.size();
-        std::string line = sums.substr(pos, end - pos);
-        if (line.size() > 66 && line.substr(66) == file) recorded = line.substr(0, 64);
-        pos = end + 1;
-    }
-    if (recorded.empty()) fail(dir, "/checksum.txt: no sha256 recorded for ", file);
-    std::string actual = sha256_file(dir + "/" + file);
-    if (recorded != actual)
-        fail(dir, "/", file, ": sha256 ", actual, " does not match checksum.txt (", recorded,
-             "); the checkpoint is corrupt");
 }
 
 // Copies each wanted tensor from a safetensors file; every one must be there with its shape, nothing else.
@@ -97,6 +78,12 @@ static void load_named_tensors(const std::string& file,
     }
     if (w.names().size() != wanted.size())
         fail(file, ": holds ", w.names().size(), " tensors, ", what, " expects ", wanted.size());
+}
+
+LinearizeOptions checkpoint_linearization(const std::string& dir, std::string* base_model_hash) {
+    verify_checksum(dir, "linearization.json");
+    const std::string path = dir + "/linearization.json";
+    return linearization_from_json(read_file(path, 1 << 20), path, base_model_hash);
 }
 
 void load_linear_tensors(LlamaModel& model, const std::string& dir) {
@@ -127,92 +114,13 @@ std::vector<std::string> load_linear_tensors_into(LlamaModel& model, const std::
 
 std::optional<LoraOptions> checkpoint_lora(const std::string& dir) {
     if (!fs::exists(dir + "/adapter.json")) return std::nullopt;
+    verify_checksum(dir, "adapter.json");
     return lora_options_from_json(read_file(dir + "/adapter.json", 1 << 20), dir + "/adapter.json");
 }
 
 void load_lora_tensors(LlamaModel& model, const std::string& dir) {
     verify_checksum(dir, "adapter.safetensors");
     load_named_tensors(dir + "/adapter.safetensors", lora_tensors(model), "the LoRA adapters");
-}
-
-LlamaModel load_linearized(const std::string& model_dir, const std::string& dir, std::optional<torch::Dtype> dtype_arg,
-                           bool merge_adapters) {
-    const torch::Dtype dtype = dtype_arg.value_or(compute().dtype);  // fp32 weights are loaded, then cast
-    std::string hash;
-    LinearizeOptions o =
-        linearization_from_json(read_file(dir + "/linearization.json", 1 << 20), dir + "/linearization.json", &hash);
-    std::string actual = model_fingerprint(model_dir);
-    if (hash != actual)
-        fail(dir, "/linearization.json: base_model_hash ", hash.substr(0, 16), "... does not match the model in ",
-             model_dir, " (", actual.substr(0, 16), "...)");
-    LlamaModel model = load_llama(model_dir, torch::kFloat32);
-    linearize(model, o);
-    load_linear_tensors(model, dir);
-    if (auto lora = checkpoint_lora(dir)) {
-        attach_lora(model, *lora);
-        load_lora_tensors(model, dir);
-        if (merge_adapters) merge_lora(model);
-    }
-    if (dtype != torch::kFloat32) {
-        model->to(dtype);
-        for (auto& s : lora_slots(model, lora_target_names()))
-            if (*s.adapter) (*s.adapter)->to(dtype);
-    }
-    for (auto& p : model->parameters()) p.set_requires_grad(false);
-    model->eval();
-    return model;
-}
-
-std::string export_linearized_model(const std::string& model_dir, const std::string& checkpoint_dir,
-                                    const std::string& out_dir) {
-    if (fs::exists(out_dir)) fail(out_dir, ": already exists; export writes a new folder");
-    LlamaModel model = load_linearized(model_dir, checkpoint_dir, torch::kFloat32);  // adapters merged
-    LinearizeOptions o = linearization_from_json(read_file(checkpoint_dir + "/linearization.json", 1 << 20),
-                                                 checkpoint_dir + "/linearization.json", nullptr);
-    fs::path tmp = out_dir + ".tmp." + std::to_string(getpid());
-    fs::remove_all(tmp);
-    fs::create_directories(tmp);
-    try {
-        std::vector<std::pair<std::string, torch::Tensor>> base;
-        for (auto& p : model->named_parameters())
-            if (p.key().find(".self_attn.attn.") == std::string::npos) base.push_back({p.key(), p.value()});
-        save_tensors((tmp / "model.safetensors").string(), base, {{"format", "pt"}});
-        for (auto& e : fs::directory_iterator(model_dir)) {
-            std::string name = e.path().filename().string();
-            if (!e.is_regular_file() || e.path().extension() == ".safetensors" ||
-                name == "model.safetensors.index.json")
-                continue;
-            fs::copy_file(e.path(), tmp / name);
-        }
-        std::string hash = model_fingerprint(tmp.string());
-        save_linear_checkpoint((tmp / "linearization").string(), model, o, hash);
-        fs::rename(tmp, out_dir);
-    } catch (const std::exception& e) {
-        std::error_code ec;
-        fs::remove_all(tmp, ec);
-        fail(out_dir, ": cannot export: ", e.what());
-    }
-    return out_dir + "/linearization";
-}
-
-std::string model_fingerprint(const std::string& model_dir) {
-    Sha256 h;
-    std::string config = read_file(model_dir + "/config.json", 16 << 20);
-    h.update(config.data(), config.size());
-    std::vector<std::string> files;
-    for (auto& e : fs::directory_iterator(model_dir))
-        if (e.path().extension() == ".safetensors") files.push_back(e.path().string());
-    std::sort(files.begin(), files.end());
-    for (auto& f : files) {
-        MappedFile m = MappedFile::open(f);
-        uint64_t n = 0;
-        if (m.size() >= 8) std::memcpy(&n, m.data(), 8);
-        size_t head = size_t(std::min<uint64_t>(m.size(), 8 + std::min<uint64_t>(n, kMaxSafetensorsHeaderBytes)));
-        h.update(m.data(), head);
-        uint64_t size = m.size();
-        h.update(&size, 8);
-    }
-    return h.hex_digest();
 }
 
 }  // namespace lincat

@@ -11,39 +11,32 @@
 #include "data/dataset.h"
 #include "model/lora.h"
 #include "store/workspace.h"
+#include "train/base_model.h"
+#include "train/finetune_config.h"
 #include "train/trainer.h"
 
 namespace lincat {
 
-struct FinetuneConfig {
-    int64_t stage1_run = 0;         // the distill run this continues (0: a checkpoint given directly)
-    std::string stage1_checkpoint;  // its checkpoint folder (the best one by default)
-    LoraOptions lora;
-    bool train_feature_maps = false;  // also keep training feature maps and gammas
-    // Loss = xent_factor * next-token cross-entropy on the data (LoLCATs' stage 2)
-    //      + kd_factor * KL(teacher || student) of the next-token distributions.
-    // KD is the default: on teacher samples the label is one draw from the teacher's own
-    // distribution, so KD is its exact expectation; measured on stories15M (100 steps), xent
-    // overfit the 59K-token train split (held-out +4.4% vs +2.9% after stage 1), KD did not.
-    double xent_factor = 0.0;
-    double kd_factor = 1.0;
-    DataSpec data;  // by default the stage-1 run's data
-    TrainSchedule schedule = default_schedule();
-
-    static TrainSchedule default_schedule();
-    std::string to_json() const;
-    static FinetuneConfig from_json(const std::string& text, const std::string& label);
-};
-
 struct FinetuneOutcome {
     int64_t run = 0, steps = 0, tokens = 0;
-    double teacher_ppl = 0, stage1_ppl = 0, student_ppl = 0;  // held-out (eval split)
-    std::string checkpoint, status;
+    double teacher_ppl = 0, stage1_ppl = 0, student_ppl = 0;  // held-out (eval split): add_heldout_perplexity
+    std::string checkpoint, stage1_checkpoint;
+    torch::Tensor eval_rows;  // the held-out split, for the caller's evaluation
+    RunStatus status = RunStatus::Created;
 };
 
 // The data and checkpoint of a stage-1 run, for a finetune config that names only the run.
 void fill_from_stage1_run(const Workspace& ws, int64_t stage1_run, FinetuneConfig& config);
 
+// On the base model the caller built (the teacher; the student is a copy of its weights). The
+// figures are training's; the caller evaluates (add_heldout_perplexity).
+FinetuneOutcome finetune(Workspace& ws, BaseModel& base, const FinetuneConfig& config,
+                         std::optional<int64_t> resume_run,
+                         const std::function<void(const TrainProgress&)>& on_progress,
+                         const std::atomic<bool>* cancel = nullptr);
+// Teacher, stage-1 and stage-2 held-out perplexity of a completed run, on the base model in place.
+void add_heldout_perplexity(BaseModel& base, FinetuneOutcome& outcome);
+// Loads the base model, trains, and adds the held-out perplexities.
 FinetuneOutcome finetune(Workspace& ws, const std::string& model_dir, const FinetuneConfig& config,
                          std::optional<int64_t> resume_run,
                          const std::function<void(const TrainProgress&)>& on_progress,

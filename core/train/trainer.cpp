@@ -7,8 +7,10 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "store/checksums.h"
 #include "train/schedule.h"
 #include "util/error.h"
+#include "util/events.h"
 #include "util/file.h"
 #include "util/json.h"
 
@@ -56,25 +58,19 @@ void set_lr(torch::optim::AdamW& opt, double lr) {
 
 }  // namespace
 
-void validate_schedule(const TrainSchedule& s, const std::string& what) {
-    if (s.steps <= 0 || s.batch_size <= 0 || s.grad_accum <= 0)
-        fail(what, ": steps, batch and grad-accum must be positive");
-    if (!(s.lr > 0)) fail(what, ": learning rate must be positive");
-    if (s.eval_every <= 0 || s.checkpoint_every <= 0) fail(what, ": eval and checkpoint intervals must be positive");
-}
-
-RunRecord resumable_run(const Workspace& ws, int64_t run, const std::string& kind, const std::string& hash,
+RunRecord resumable_run(const Workspace& ws, int64_t run, RunKind kind, const std::string& hash,
                         const std::string& model_dir) {
     RunRecord r = ws.run(run);
-    if (r.kind != kind) fail("run ", run, " is a '", r.kind, "' run, not ", kind);
-    if (r.status == "completed") fail("run ", run, " is already completed");
+    if (r.kind != kind) fail("run ", run, " is a '", run_kind_name(r.kind), "' run, not ", run_kind_name(kind));
+    if (r.status == RunStatus::Completed) fail("run ", run, " is already completed");
     if (r.base_model_hash != hash) fail("run ", run, " was made from another base model than ", model_dir);
     return r;
 }
 
 std::string start_run(Workspace& ws, int64_t run) {
     ws.set_run_pid(run, getpid());
-    ws.set_run_status(run, "running");
+    ws.set_run_status(run, RunStatus::Running);
+    emit_event("run", {{"run", run}, {"kind", run_kind_name(ws.run(run).kind)}});
     const std::string run_dir = ws.dir() + "/checkpoints/run-" + std::to_string(run);
     fs::create_directories(run_dir);
     return run_dir;
@@ -111,6 +107,8 @@ TrainOutcome train_loop(Workspace& ws, int64_t run, const std::string& run_dir, 
     if (resume) {
         if (auto last = ws.last_checkpoint(run)) {
             hooks.load(last->path);
+            verify_checksum(last->path, "optimizer.pt");
+            verify_checksum(last->path, "trainer.json");
             // Onto the parameters' device: a run may resume on another machine (CPU <-> GPU).
             torch::load(opt, last->path + "/optimizer.pt",
                         params.empty() ? torch::Device(torch::kCPU) : params.front().device());
@@ -122,14 +120,16 @@ TrainOutcome train_loop(Workspace& ws, int64_t run, const std::string& run_dir, 
     }
     auto save = [&](int64_t next_step, bool best) {
         std::string dir = best ? run_dir + "/best" : run_dir + "/step-" + std::to_string(next_step);
-        std::string sha = hooks.save(dir);
-        if (!best) {
-            torch::save(opt, dir + "/optimizer.pt.tmp");
-            fs::rename(dir + "/optimizer.pt.tmp", dir + "/optimizer.pt");
-            TrainerState s = st;
-            s.step = next_step;  // the checkpoint resumes at the next step
-            write_file_atomic(dir + "/trainer.json", trainer_state_json(s));
-        }
+        // A step checkpoint also carries what a resume reads, inside the same atomic folder and checksum.
+        std::function<void(const std::string&)> resume_files;
+        if (!best)
+            resume_files = [&](const std::string& tmp) {
+                torch::save(opt, tmp + "/optimizer.pt");
+                TrainerState s = st;
+                s.step = next_step;  // the checkpoint resumes at the next step
+                write_file_atomic(tmp + "/trainer.json", trainer_state_json(s));
+            };
+        std::string sha = hooks.save(dir, resume_files);
         ws.record_checkpoint(run, next_step, dir, sha, best);  // recorded only once whole
     };
     auto evaluate = [&](std::vector<double>& layer) {
@@ -151,8 +151,8 @@ TrainOutcome train_loop(Workspace& ws, int64_t run, const std::string& run_dir, 
         }
         for (; st.step < cfg.steps; ++st.step) {
             if (cancel && cancel->load()) {
-                ws.set_run_status(run, "cancelled", "cancelled at step " + std::to_string(st.step));
-                out.status = "cancelled";
+                ws.set_run_status(run, RunStatus::Cancelled, "cancelled at step " + std::to_string(st.step));
+                out.status = RunStatus::Cancelled;
                 return out;
             }
             opt.zero_grad();
@@ -173,7 +173,7 @@ TrainOutcome train_loop(Workspace& ws, int64_t run, const std::string& run_dir, 
                 auto last = ws.last_checkpoint(run);
                 std::string msg = "loss became " + std::to_string(loss_sum) + " at step " + std::to_string(st.step) +
                                   "; last good checkpoint: " + (last ? last->path : std::string("none"));
-                ws.set_run_status(run, "failed", msg);
+                ws.set_run_status(run, RunStatus::Failed, msg);
                 fail(msg);
             }
             if (cfg.clip > 0) torch::nn::utils::clip_grad_norm_(params, cfg.clip);
@@ -186,6 +186,7 @@ TrainOutcome train_loop(Workspace& ws, int64_t run, const std::string& run_dir, 
                 std::vector<double> layer;
                 double ev = evaluate(layer);
                 ws.record_step(run, "eval", {done, st.tokens, ev, st.plateau.lr, layer});
+                emit_event("evaluation", {{"run", run}, {"step", done}, {"loss", ev}, {"layer_mse", layer}});
                 if (st.plateau.observe(ev)) save(done, /*best=*/true);
                 set_lr(opt, st.plateau.lr);
             }
@@ -198,10 +199,11 @@ TrainOutcome train_loop(Workspace& ws, int64_t run, const std::string& run_dir, 
             }
         }
     } catch (...) {
-        if (ws.run(run).status == "running") ws.set_run_status(run, "failed", "interrupted by an error");
+        if (ws.run(run).status == RunStatus::Running)
+            ws.set_run_status(run, RunStatus::Failed, "interrupted by an error");
         throw;
     }
-    out.status = "completed";
+    out.status = RunStatus::Completed;
     out.steps = st.step;
     out.tokens = st.tokens;
     out.initial_layer = st.initial_layer;

@@ -10,23 +10,10 @@
 #include <vector>
 
 #include "store/workspace.h"
+#include "train/schedule.h"
 #include "util/torch_prelude.h"
 
 namespace lincat {
-
-struct TrainSchedule {
-    int64_t steps = 200;
-    int64_t batch_size = 4;
-    int64_t grad_accum = 1;
-    double lr = 1e-2;
-    double weight_decay = 0.0;
-    double clip = 1.0;
-    int64_t eval_every = 25;
-    int64_t checkpoint_every = 25;
-    double plateau_factor = 0.1;
-    int64_t plateau_patience = 10;
-    uint64_t seed = 0;  // data order
-};
 
 struct TrainProgress {
     int64_t step = 0, steps = 0, tokens = 0;
@@ -39,8 +26,9 @@ struct TrainHooks {
     std::function<torch::Tensor(const torch::Tensor& x, const torch::Tensor& rows, std::vector<double>& layer)> loss;
     // Held-out loss (the plateau metric) and its per-layer figures.
     std::function<double(std::vector<double>& layer)> evaluate;
-    // Writes the trained tensors as a checkpoint folder (atomically); returns its sha256.
-    std::function<std::string(const std::string& dir)> save;
+    // Writes the trained tensors as a checkpoint folder (atomically) with whatever `extra`
+    // writes into it before its checksum is taken; returns the checksum's sha256.
+    std::function<std::string(const std::string& dir, const std::function<void(const std::string&)>& extra)> save;
     // Reads them back from a checkpoint folder.
     std::function<void(const std::string& dir)> load;
 };
@@ -49,7 +37,7 @@ struct TrainOutcome {
     int64_t steps = 0, tokens = 0;
     std::vector<double> initial_layer, final_layer;  // per-layer figures of the first and last evaluation
     double initial_eval = 0, final_eval = 0;
-    std::string status;  // "completed" or "cancelled" (errors throw)
+    RunStatus status = RunStatus::Completed;  // or Cancelled (errors throw)
 };
 
 // Trains `params` for run `run` (whose folder is run_dir) on rows of `train` (N, T). With
@@ -60,11 +48,8 @@ TrainOutcome train_loop(Workspace& ws, int64_t run, const std::string& run_dir, 
                         bool resume, const std::function<void(const TrainProgress&)>& on_progress,
                         const std::atomic<bool>* cancel);
 
-// Refuses a schedule with non-positive steps, batch, accumulation, intervals or learning rate.
-void validate_schedule(const TrainSchedule& schedule, const std::string& what);
-
 // The record of `run` if it can be resumed as a `kind` run of the model with fingerprint `hash`.
-RunRecord resumable_run(const Workspace& ws, int64_t run, const std::string& kind, const std::string& hash,
+RunRecord resumable_run(const Workspace& ws, int64_t run, RunKind kind, const std::string& hash,
                         const std::string& model_dir);
 
 // Marks the run as running in this process; returns its checkpoint folder (created).

@@ -1,5 +1,7 @@
 // The lincat binary end to end: what a user types, what they see.
 #include <cmath>
+#include <map>
+#include <sstream>
 
 #include "test_util.h"
 #include "store/workspace.h"
@@ -201,10 +203,28 @@ TEST(Cli, LinearizeAndGenerateOnTinyLlama3AndQwen3) {
         Result r = lincat::test::run_command(std::string(LINCAT_BINARY_DIR) + "/lincat linearize --model " + dir +
                                              " --workspace " + ws + " --data " + data +
                                              " --seq-len 64 --window 16 --stage1-steps 3 --stage2-steps 2 --json"
-                                             " 2>" +
-                                             d.file("log"));
+                                             " --events " +
+                                             d.file("events.jsonl") + " 2>" + d.file("log"));
         ASSERT_EQ(r.code, 0) << family << ": " << lincat::read_file(d.file("log"));
         json doc = parse_json(r.out, "linearize --json");
+        // The JSON-lines events beside the human lines: each stage's run, every step, the
+        // evaluations, and the final result (the same document --json printed).
+        std::map<std::string, int> count;
+        json last_progress, result;
+        std::istringstream events(lincat::read_file(d.file("events.jsonl")));
+        for (std::string line; std::getline(events, line);) {
+            json e = parse_json(line, "events.jsonl");
+            ASSERT_TRUE(e["time"].is_number()) << line;
+            ++count[e["event"].get<std::string>()];
+            if (e["event"] == "progress") last_progress = e;
+            if (e["event"] == "result") result = e;
+        }
+        EXPECT_EQ(count["run"], 3) << family;           // stage 1, stage 2, the evaluation
+        EXPECT_EQ(count["progress"], 3 + 2) << family;  // one per optimizer step
+        EXPECT_GE(count["evaluation"], 2) << family;
+        EXPECT_EQ(count["result"], 1) << family;
+        EXPECT_EQ(last_progress["done"], last_progress["total"]);
+        EXPECT_EQ(result["stage2_run"], doc["stage2_run"]);
         EXPECT_GT(doc["tokens"].get<int64_t>(), 0) << family;
         EXPECT_TRUE(std::isfinite(doc["student_ppl"].get<double>())) << family << ": " << r.out;
         const int64_t run_id = doc["stage2_run"];

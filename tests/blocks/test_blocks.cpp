@@ -12,6 +12,7 @@
 #include "blocks/block_states.h"
 #include "blocks/state_dump.h"
 #include "blocks/stitch.h"
+#include "model/fingerprint.h"
 #include "model/weights.h"
 #include "test_util.h"
 #include "train/checkpoint.h"
@@ -45,10 +46,10 @@ StateDumpConfig dump_config(int64_t k, const std::string& out) {
 DistillConfig train_config(int64_t steps) {
     DistillConfig c;
     c.data = small_data();
-    c.batch_size = 2;
-    c.steps = steps;
-    c.eval_every = 4;
-    c.checkpoint_every = 4;
+    c.schedule.batch_size = 2;
+    c.schedule.steps = steps;
+    c.schedule.eval_every = 4;
+    c.schedule.checkpoint_every = 4;
     c.linearize.window.size = 16;
     return c;
 }
@@ -71,14 +72,14 @@ TEST(StateDump, WritesTheStateEnteringEachBlock) {
     Workspace ws = Workspace::open(d.file("ws"));
     const std::string model_dir = lincat::test::default_model_dir();
     StateDumpOutcome o = dump_states(ws, model_dir, dump_config(4, d.file("states")), {});
-    EXPECT_EQ(o.status, "completed");
+    EXPECT_EQ(o.status, RunStatus::Completed);
     const StateManifest& m = o.manifest;
     ASSERT_EQ(m.blocks.size(), 2u);  // layers 0-3 and 4-5
     EXPECT_EQ(m.train_rows + m.eval_rows, 24);
     // Disk use is exactly the planner's figure: 4 bytes x 24 x 64 tokens x 288 hidden x 2 blocks.
     EXPECT_EQ(o.bytes, uint64_t(4 * 24 * 64 * 288 * 2));
     EXPECT_EQ(o.needed_bytes, o.bytes);
-    EXPECT_EQ(ws.run(o.run).status, "completed");
+    EXPECT_EQ(ws.run(o.run).status, RunStatus::Completed);
     EXPECT_FALSE(fs::exists(d.file("states/progress.jsonl")));  // the journal goes once the manifest is written
 
     // Block 1's saved input is what the teacher's first four layers make of the tokens.
@@ -90,7 +91,8 @@ TEST(StateDump, WritesTheStateEnteringEachBlock) {
     EXPECT_LT((s.rows("train", rows) - expected).abs().max().item<double>(), 1e-5);  // batch-size rounding only
     // A second run finds it whole and writes nothing.
     StateDumpOutcome again = dump_states(ws, model_dir, dump_config(4, d.file("states")), {});
-    EXPECT_EQ(again.status, "already complete");
+    EXPECT_TRUE(again.already_complete);
+    EXPECT_EQ(again.status, RunStatus::Completed);
     EXPECT_EQ(again.shards_written, 0);
     // Other settings may not mix into the same folder.
     expect_error([&] { dump_states(ws, model_dir, dump_config(3, d.file("states")), {}); }, {"another k"});
@@ -120,13 +122,13 @@ TEST(StateDump, ResumesAfterCancelAndRepairsDamage) {
     std::atomic<bool> cancel{false};
     StateDumpOutcome first = dump_states(
         ws, model_dir, dump_config(3, dir), [&](const StateDumpProgress& p) { cancel = p.rows_done >= 8; }, &cancel);
-    EXPECT_EQ(first.status, "cancelled");
+    EXPECT_EQ(first.status, RunStatus::Cancelled);
     EXPECT_EQ(first.shards_written, 2);  // the first 8 rows of both blocks
     EXPECT_FALSE(fs::exists(dir + "/manifest.json"));
     expect_error([&] { BlockStates::open(dir, 0); }, {"manifest.json", "unfinished"});
 
     StateDumpOutcome second = dump_states(ws, model_dir, dump_config(3, dir), {});
-    EXPECT_EQ(second.status, "completed");
+    EXPECT_EQ(second.status, RunStatus::Completed);
     EXPECT_EQ(second.run, first.run);  // the same run, continued
     EXPECT_EQ(second.shards_kept, 2);
     EXPECT_EQ(second.shards_written, int64_t(second.manifest.shards.size()) - 2);
@@ -145,7 +147,7 @@ TEST(StateDump, ResumesAfterCancelAndRepairsDamage) {
     fs::remove(dir + "/" + gone.file);
     expect_error([&] { BlockStates::open(dir, 0); }, {gone.file, "missing"});
     StateDumpOutcome repaired = dump_states(ws, model_dir, dump_config(3, dir), {});
-    EXPECT_EQ(repaired.status, "completed");
+    EXPECT_EQ(repaired.status, RunStatus::Completed);
     EXPECT_EQ(repaired.shards_written, 2);
     BlockStates::open(dir, 0), BlockStates::open(dir, 1);
     expect_error([&] { BlockStates::open(dir, 2); }, {"block 2 does not exist", "2 blocks"});
@@ -173,9 +175,9 @@ TEST(StateDump, DiskFullLeavesNoPartialShardAndResumes) {
     EXPECT_FALSE(fs::exists(dir + "/block-000/train-000000.safetensors"));
     auto runs = ws.runs();
     ASSERT_EQ(runs.size(), 1u);
-    EXPECT_EQ(runs[0].status, "failed");
+    EXPECT_EQ(runs[0].status, RunStatus::Failed);
     StateDumpOutcome o = dump_states(ws, model_dir, c, {});
-    EXPECT_EQ(o.status, "completed");
+    EXPECT_EQ(o.status, RunStatus::Completed);
     EXPECT_EQ(o.run, runs[0].id);
 }
 
@@ -191,8 +193,8 @@ TEST(BlockDistill, OneBlockReproducesJointTraining) {
     DistillOutcome joint = distill(ws, model_dir, c, std::nullopt, {});
     dump_states(ws, model_dir, dump_config(6, d.file("states")), {});
     DistillOutcome block = distill_block(ws, model_dir, d.file("states"), 0, c, std::nullopt, {});
-    EXPECT_EQ(block.status, "completed");
-    EXPECT_EQ(ws.run(block.run).kind, "distill-block");
+    EXPECT_EQ(block.status, RunStatus::Completed);
+    EXPECT_EQ(ws.run(block.run).kind, RunKind::DistillBlock);
     EXPECT_EQ(block.layers, joint.layers);
     for (const char* ck : {"/step-4", "/step-8", "/best"}) {
         std::string a = ws.dir() + "/checkpoints/run-" + std::to_string(joint.run) + ck + "/linear.safetensors";
@@ -218,9 +220,9 @@ TEST(BlockDistill, TwoBlocksTrainResumeAndStitch) {
     std::atomic<bool> cancel{false};
     DistillOutcome b0 = distill_block(
         ws, model_dir, states, 0, c, std::nullopt, [&](const TrainProgress& p) { cancel = p.step >= 4; }, &cancel);
-    EXPECT_EQ(b0.status, "cancelled");
+    EXPECT_EQ(b0.status, RunStatus::Cancelled);
     b0 = distill_block(ws, model_dir, states, 0, c, b0.run, {});
-    EXPECT_EQ(b0.status, "completed");
+    EXPECT_EQ(b0.status, RunStatus::Completed);
     EXPECT_EQ(ws.steps(b0.run, "train").size(), 8u);  // each step recorded once
     DistillOutcome b1 = distill_block(ws, model_dir, states, 1, c, std::nullopt, {});
     EXPECT_EQ(b0.layers, (std::vector<int64_t>{0, 1, 2}));
@@ -230,8 +232,8 @@ TEST(BlockDistill, TwoBlocksTrainResumeAndStitch) {
     StitchOutcome s = stitch_blocks(ws, model_dir, states, {});
     EXPECT_EQ(s.block_runs, (std::vector<int64_t>{b0.run, b1.run}));
     RunRecord r = ws.run(s.run);
-    EXPECT_EQ(r.kind, "distill");  // stage 2 and eval take it like a joint run
-    EXPECT_EQ(r.status, "completed");
+    EXPECT_EQ(r.kind, RunKind::Distill);  // stage 2 and eval take it like a joint run
+    EXPECT_EQ(r.status, RunStatus::Completed);
     EXPECT_EQ(ws.best_checkpoint(s.run)->path, s.checkpoint);
     // The stitched checkpoint holds each block's tensors unchanged.
     WeightStore st = WeightStore::open_file(s.checkpoint + "/linear.safetensors");

@@ -1,6 +1,7 @@
 // Evaluation: multiple-choice scoring as lm-evaluation-harness does it, the eval JSON
 // document, teacher-vs-student comparison, and the records an eval leaves in the workspace.
 #include "eval/evaluate.h"
+#include "model/fingerprint.h"
 
 #include "attention/linearize.h"
 #include "eval/compare.h"
@@ -124,8 +125,8 @@ TEST(Eval, DocumentHasTheSchemaAndIsRecorded) {
     EXPECT_EQ(doc["n-samples"]["tiny_stories"]["effective"].get<int64_t>(), 4);
 
     RunRecord run = ws.run(doc["run"].get<int64_t>());
-    EXPECT_EQ(run.kind, "eval");
-    EXPECT_EQ(run.status, "completed");
+    EXPECT_EQ(run.kind, RunKind::Eval);
+    EXPECT_EQ(run.status, RunStatus::Completed);
     ASSERT_TRUE(ws.run_results(run.id).has_value());
     EXPECT_EQ(json::parse(*ws.run_results(run.id))["student_ppl"], doc["student_ppl"]);
     ASSERT_EQ(ws.steps(run.id, "eval").size(), 1u);

@@ -13,9 +13,9 @@ using lincat::test::TempDir;
 TEST(Workspace, RunsStepsCheckpoints) {
     TempDir d;
     Workspace ws = Workspace::open(d.file("ws"));
-    int64_t run = ws.create_run("s", "distill", R"({"steps": 3})", "abc");
-    EXPECT_EQ(ws.run(run).status, "created");
-    ws.set_run_status(run, "running");
+    int64_t run = ws.create_run("s", RunKind::Distill, R"({"steps": 3})", "abc");
+    EXPECT_EQ(ws.run(run).status, RunStatus::Created);
+    ws.set_run_status(run, RunStatus::Running);
     for (int64_t s = 0; s < 3; ++s)
         ws.record_step(run, "train", {s, (s + 1) * 100, 1.0 / double(s + 1), 0.01, {0.1, 0.2}});
     ws.record_step(run, "train", {1, 200, 0.7, 0.01, {0.3, 0.4}});  // recorded again: replaces
@@ -27,13 +27,13 @@ TEST(Workspace, RunsStepsCheckpoints) {
     ws.record_checkpoint(run, 2, d.file("ws/checkpoints/run-1/best"), "ee", true);
     EXPECT_EQ(ws.last_checkpoint(run)->path, d.file("ws/checkpoints/run-1/step-2"));
     EXPECT_EQ(ws.best_checkpoint(run)->path, d.file("ws/checkpoints/run-1/best"));
-    EXPECT_EQ(ws.run(run).status, "running");
+    EXPECT_EQ(ws.run(run).status, RunStatus::Running);
 }
 
 TEST(Workspace, ForgetAfterCheckpointKeepsWhatTheCheckpointHolds) {
     TempDir d;
     Workspace ws = Workspace::open(d.file("ws"));
-    int64_t run = ws.create_run("s", "distill", "{}", "h");
+    int64_t run = ws.create_run("s", RunKind::Distill, "{}", "h");
     for (int64_t s = 0; s < 6; ++s) ws.record_step(run, "train", {s, 0, 1, 1, {1}});
     ws.record_step(run, "eval", {0, 0, 1, 1, {1}});
     ws.record_step(run, "eval", {4, 0, 1, 1, {1}});
@@ -49,7 +49,7 @@ TEST(Workspace, ForgetAfterCheckpointKeepsWhatTheCheckpointHolds) {
 TEST(Workspace, ReadableByASecondConnectionWhileAWriterHoldsATransaction) {
     TempDir d;
     Workspace ws = Workspace::open(d.file("ws"));
-    int64_t run = ws.create_run("s", "distill", "{}", "h");
+    int64_t run = ws.create_run("s", RunKind::Distill, "{}", "h");
     ws.record_step(run, "train", {0, 0, 1, 1, {1}});
     sqlite3* writer = nullptr;
     ASSERT_EQ(sqlite3_open(ws.db_path().c_str(), &writer), SQLITE_OK);
@@ -87,7 +87,7 @@ TEST(Workspace, VersionOneDatabaseMigratesAndKeepsItsRuns) {
     int64_t run;
     {
         Workspace ws = Workspace::open(d.file("ws"));
-        run = ws.create_run("s", "distill", "{}", "h");
+        run = ws.create_run("s", RunKind::Distill, "{}", "h");
         ws.record_step(run, "train", {0, 64, 1.5, 0.01, {0.1, 0.2}});
     }
     // Make it a version-1 database again: no results table.
@@ -101,6 +101,48 @@ TEST(Workspace, VersionOneDatabaseMigratesAndKeepsItsRuns) {
     ws.set_run_results(run, R"({"acc": 0.5})");
     ws.set_run_results(run, R"({"acc": 0.75})");  // replaced, not duplicated
     EXPECT_EQ(*ws.run_results(run), R"({"acc": 0.75})");
+    // The text values of the older database read as the typed kind and status.
+    EXPECT_EQ(ws.run(run).kind, RunKind::Distill);
+    EXPECT_EQ(ws.run(run).status, RunStatus::Created);
+}
+
+// The database keeps the text values; typed reads refuse ones no lincat wrote, naming the column.
+TEST(Workspace, StoresTextValuesAndRefusesUnknownOnes) {
+    TempDir d;
+    Workspace ws = Workspace::open(d.file("ws"));
+    int64_t block = ws.create_run("s", RunKind::DistillBlock, "{}", "h");
+    ws.set_run_status(block, RunStatus::Cancelled);
+    auto column = [&](const char* sql) {
+        sqlite3* db = nullptr;
+        sqlite3_open(d.file("ws/lincat.db").c_str(), &db);
+        sqlite3_stmt* s = nullptr;
+        sqlite3_prepare_v2(db, sql, -1, &s, nullptr);
+        std::string out = sqlite3_step(s) == SQLITE_ROW ? reinterpret_cast<const char*>(sqlite3_column_text(s, 0)) : "";
+        sqlite3_finalize(s);
+        sqlite3_close(db);
+        return out;
+    };
+    EXPECT_EQ(column("SELECT kind || ' ' || status FROM runs"), "distill-block cancelled");
+    column("UPDATE runs SET kind = 'distill-moe'");
+    expect_error([&] { ws.run(block); }, {"lincat.db", "run 1", "'kind'", "distill-moe"});
+    column("UPDATE runs SET kind = 'eval', status = 'paused'");
+    expect_error([&] { ws.runs(); }, {"'status'", "paused"});
+}
+
+// PRAGMA data_version moves when another connection commits, not for this one's own writes.
+TEST(Workspace, DataVersionSeesOtherWriters) {
+    TempDir d;
+    Workspace reader = Workspace::open(d.file("ws"));
+    Workspace writer = Workspace::open(d.file("ws"));
+    const int64_t v0 = reader.data_version();
+    EXPECT_EQ(reader.data_version(), v0);  // nothing changed
+    int64_t run = writer.create_run("s", RunKind::Eval, "{}", "h");
+    const int64_t v1 = reader.data_version();
+    EXPECT_NE(v1, v0);
+    reader.set_run_status(run, RunStatus::Completed);  // its own write
+    EXPECT_EQ(reader.data_version(), v1);
+    writer.record_step(run, "eval", {0, 1, 1.0, 0, {}});
+    EXPECT_NE(reader.data_version(), v1);
 }
 
 TEST(Workspace, CheckpointPathsStayInsideTheWorkspace) {
@@ -108,7 +150,7 @@ TEST(Workspace, CheckpointPathsStayInsideTheWorkspace) {
     int64_t run;
     {
         Workspace ws = Workspace::open(d.file("ws"));
-        run = ws.create_run("s", "distill", "{}", "h");
+        run = ws.create_run("s", RunKind::Distill, "{}", "h");
         ws.record_checkpoint(run, 2, d.file("ws/checkpoints/run-1/step-2"), "a", false);
         expect_error([&] { ws.record_checkpoint(run, 3, d.file("elsewhere/step-3"), "b", false); },
                      {"outside the workspace"});

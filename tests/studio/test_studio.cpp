@@ -5,6 +5,7 @@
 #include <QDir>
 #include <QFile>
 #include <QLabel>
+#include <QProcess>
 #include <QSignalSpy>
 #include <QStandardPaths>
 #include <QTableWidget>
@@ -16,12 +17,12 @@
 #include "attention_view.h"
 #include "curve_plot.h"
 #include "generate_view.h"
-#include "matrix_map_plot.h"
 #include "heat_map_plot.h"
 #include "job_runner.h"
 #include "layer_bar_plot.h"
 #include "layer_error_view.h"
 #include "main_window.h"
+#include "matrix_map_plot.h"
 #include "model/model_dir.h"
 #include "planner_view.h"
 #include "plot_export.h"
@@ -70,7 +71,7 @@ class StudioTest : public QObject {
     void layerErrorViewsShowRecordedMetrics() {
         QTemporaryDir d;
         Workspace ws = Workspace::open(d.filePath("ws").toStdString());
-        int64_t run = ws.create_run("default", "distill", R"({"layers": []})", std::string(64, 'a'));
+        int64_t run = ws.create_run("default", RunKind::Distill, R"({"layers": []})", std::string(64, 'a'));
         for (int64_t s = 0; s < 10; ++s)
             ws.record_step(run, "train",
                            {s, (s + 1) * 100, 1.0 / double(s + 1), 1e-2, {1e-3 / double(s + 1), 2e-3, 3e-2}});
@@ -182,7 +183,7 @@ class StudioTest : public QObject {
         Workspace* ws = s->workspace();
         QCOMPARE(ws->runs().size(), size_t(1));
         const int64_t run = ws->runs()[0].id;
-        QCOMPARE(QString::fromStdString(ws->run(run).status), QString("cancelled"));
+        QCOMPARE(ws->run(run).status, RunStatus::Cancelled);
         const size_t done = ws->steps(run, "train").size();
         QVERIFY(done >= 4 && done < 40);
         // Resume from the run tree.
@@ -194,7 +195,7 @@ class StudioTest : public QObject {
         QCOMPARE(s->selected_run(), qint64(run));
         QVERIFY(s->resume_selected());
         QTRY_VERIFY_WITH_TIMEOUT(!s->job()->running(), 180000);
-        QCOMPARE(QString::fromStdString(ws->run(run).status), QString("completed"));
+        QCOMPARE(ws->run(run).status, RunStatus::Completed);
         auto steps = ws->steps(run, "train");
         QCOMPARE(steps.size(), size_t(40));  // each step recorded once across cancel + resume
         s->refresh();
@@ -230,7 +231,7 @@ class StudioTest : public QObject {
                                      120000);
         }  // the view (and its job runner) goes: SIGTERM, the job stops at its next step
         Workspace ws = Workspace::open(d.filePath("ws").toStdString());
-        QCOMPARE(QString::fromStdString(ws.runs()[0].status), QString("cancelled"));
+        QCOMPARE(ws.runs()[0].status, RunStatus::Cancelled);
     }
 
     void killedJobLeavesTheGuiUpAndTheRunFailed() {
@@ -247,11 +248,71 @@ class StudioTest : public QObject {
         s->job()->kill();  // SIGKILL: no chance to record anything
         QTRY_VERIFY_WITH_TIMEOUT(!s->job()->running(), 30000);
         const int64_t run = ws->runs()[0].id;
-        QTRY_COMPARE_WITH_TIMEOUT(QString::fromStdString(ws->run(run).status), QString("failed"), 10000);
+        QTRY_COMPARE_WITH_TIMEOUT(ws->run(run).status, RunStatus::Failed, 10000);
         QVERIFY(QString::fromStdString(ws->run(run).message).contains("killed or crashed"));
         QVERIFY(ws->steps(run, "train").size() >= 3);  // its records are intact and readable
         w.layer_error()->show_run(run);
         QVERIFY(w.layer_error()->heat_map()->columns() >= 3);
+    }
+
+    // Resume of the run tree works for every kind that resumes: a stage-1, stage-2, block and
+    // dump run left unfinished (a NaN loss at step 3 via LINCAT_FAULT_NAN_STEP; a dump whose
+    // process died before its manifest) each completes from the studio, through `lincat resume`.
+    void resumeFromTheStudioWorksForEveryKind() {
+        QTemporaryDir d;
+        const QString model = QString(LINCAT_BINARY_DIR) + "/tiny-models/llama3";
+        const QString wsdir = d.filePath("ws"), states = d.filePath("ws/states/k1");
+        auto lincat = [&](QStringList args, bool fault) {
+            QProcess p;
+            QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+            if (fault) env.insert("LINCAT_FAULT_NAN_STEP", "3");
+            p.setProcessEnvironment(env);
+            p.setProcessChannelMode(QProcess::MergedChannels);
+            p.start(studio::JobRunner::lincat_binary(), args << "--workspace" << wsdir << "--model" << model);
+            p.waitForFinished(300000);
+            return QString::fromUtf8(p.readAll());
+        };
+        const QStringList train = {"--steps", "6", "--eval-every", "2", "--checkpoint-every", "2", "--batch-size", "2"};
+        const QStringList data = {"--seq-len", "32", "--teacher-sequences", "8"};
+        lincat(QStringList{"distill"} + train + data + QStringList{"--window", "8"}, true);  // run 1
+        studio::SessionView s;
+        s.set_model(model);
+        QVERIFY(s.open_workspace(wsdir));
+        Workspace* ws = s.workspace();
+        auto resume = [&](int64_t run) {
+            QCOMPARE(ws->run(run).status, RunStatus::Failed);
+            s.refresh();
+            QVERIFY(s.run_item(run));
+            s.run_tree()->setCurrentItem(s.run_item(run));
+            QVERIFY(s.resume_selected());
+            QTRY_VERIFY_WITH_TIMEOUT(!s.job()->running(), 300000);
+            QVERIFY2(ws->run(run).status == RunStatus::Completed, qPrintable(s.job()->output()));
+            QCOMPARE(s.job()->result().value("run").toInteger(), qint64(run));  // the job's "result" event
+        };
+        resume(1);
+        QCOMPARE(ws->steps(1, "train").size(), size_t(6));
+        lincat(QStringList{"finetune", "--run", "1"} + train, true);  // run 2
+        QCOMPARE(ws->run(2).kind, RunKind::Finetune);
+        resume(2);
+        QVERIFY(lincat({"dump-states", "--k", "1", "--seq-len", "32", "--teacher-sequences", "8"}, false)
+                    .contains("completed"));  // run 3
+        QCOMPARE(ws->run(3).kind, RunKind::DumpStates);
+        lincat(QStringList{"distill", "--states", states, "--block", "0"} + train + QStringList{"--window", "8"},
+               true);  // run 4
+        QCOMPARE(ws->run(4).kind, RunKind::DistillBlock);
+        resume(4);
+        // A dump killed before its manifest: the run still says running in the database.
+        QVERIFY(QFile::remove(states + "/manifest.json"));
+        ws->set_run_status(3, RunStatus::Failed, "killed");
+        resume(3);
+        QVERIFY(QFile::exists(states + "/manifest.json"));
+        // An evaluation is not resumed: it is run again.
+        lincat({"eval", "--run", "1", "--max-rows", "1"}, false);  // run 5
+        QCOMPARE(ws->run(5).kind, RunKind::Eval);
+        ws->set_run_status(5, RunStatus::Failed);
+        s.refresh();
+        s.run_tree()->setCurrentItem(s.run_item(5));
+        QVERIFY(!s.resume_selected());
     }
 };
 

@@ -2,6 +2,7 @@
 // layer's MSE; only feature maps and gammas are saved; kill -9 and --resume record each
 // step exactly once; a NaN loss fails the run and keeps the last good checkpoint.
 #include "train/distill.h"
+#include "train/linearized_model.h"
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -9,12 +10,12 @@
 
 #include <thread>
 
+#include "attention/transfer.h"
 #include "model/tokenizer.h"
-#include "test_util.h"
 #include "model/weights.h"
+#include "test_util.h"
 #include "train/checkpoint.h"
 #include "train/schedule.h"
-#include "train/transfer.h"
 #include "util/file.h"
 #include "util/threads.h"
 
@@ -27,10 +28,10 @@ DistillConfig small_config(int64_t steps) {
     DistillConfig c;
     c.data.seq_len = 64;
     c.data.teacher_sequences = 24;
-    c.batch_size = 2;
-    c.steps = steps;
-    c.eval_every = 4;
-    c.checkpoint_every = 4;
+    c.schedule.batch_size = 2;
+    c.schedule.steps = steps;
+    c.schedule.eval_every = 4;
+    c.schedule.checkpoint_every = 4;
     c.linearize.window.size = 16;
     return c;
 }
@@ -68,7 +69,7 @@ TEST(Distill, MseFallsOnlyLinearParametersSavedAndCheckpointLoads) {
     std::string model_dir = lincat::test::default_model_dir();
     DistillConfig c = small_config(16);
     DistillOutcome o = distill(ws, model_dir, c, std::nullopt, {});
-    EXPECT_EQ(o.status, "completed");
+    EXPECT_EQ(o.status, RunStatus::Completed);
     EXPECT_TRUE(o.frozen_verified);  // every base tensor unchanged by training
     ASSERT_EQ(o.layer_mse_final.size(), 6u);
     for (size_t l = 0; l < 6; ++l)
@@ -112,7 +113,7 @@ TEST(Distill, NanLossFailsRunAndKeepsLastGoodCheckpoint) {
         {"loss became", "step 6", "step-4"});
     unsetenv("LINCAT_FAULT_NAN_STEP");
     RunRecord r = ws.runs().back();
-    EXPECT_EQ(r.status, "failed");
+    EXPECT_EQ(r.status, RunStatus::Failed);
     EXPECT_EQ(ws.last_checkpoint(r.id)->step, 4);
     EXPECT_EQ(ws.steps(r.id, "train").size(), 6u);  // steps 0..5 recorded, the NaN step not
 }
@@ -159,13 +160,13 @@ TEST(Distill, KillNineThenResumeRecordsEveryStepOnce) {
     EXPECT_GT(rows_seen, 0u) << "never saw a training row while the run was writing";
     {
         Workspace ws = Workspace::open(ws_dir);
-        EXPECT_EQ(ws.run(1).status, "running");  // killed: nobody could mark it
+        EXPECT_EQ(ws.run(1).status, RunStatus::Running);  // killed: nobody could mark it
     }
     auto resumed =
         lincat::test::run_command(lincat_bin() + " distill --json --resume 1 --workspace " + ws_dir + " 2>/dev/null");
     ASSERT_EQ(resumed.code, 0) << resumed.out;
     Workspace ws = Workspace::open(ws_dir);
-    EXPECT_EQ(ws.run(1).status, "completed");
+    EXPECT_EQ(ws.run(1).status, RunStatus::Completed);
     auto rows = ws.steps(1, "train");
     ASSERT_EQ(rows.size(), 12u);
     for (int64_t s = 0; s < 12; ++s) EXPECT_EQ(rows[size_t(s)].step, s);

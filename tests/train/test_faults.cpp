@@ -7,9 +7,11 @@
 #include <filesystem>
 
 #include "attention/linearize.h"
+#include "model/fingerprint.h"
 #include "store/workspace.h"
 #include "test_util.h"
 #include "train/checkpoint.h"
+#include "train/linearized_model.h"
 #include "util/threads.h"
 
 using namespace lincat;
@@ -48,7 +50,7 @@ TEST(Faults, DiskFullWhileCheckpointingKeepsThePreviousCheckpoint) {
 TEST(Faults, DiskFullWhileRecordingMetricsKeepsEarlierRows) {
     TempDir d;
     Workspace ws = Workspace::open(d.file("ws"));
-    int64_t run = ws.create_run("s", "distill", "{}", "h");
+    int64_t run = ws.create_run("s", RunKind::Distill, "{}", "h");
     ws.record_step(run, "train", {0, 64, 1.0, 0.01, {0.5}});
     const auto size =
         std::filesystem::file_size(d.file("ws/lincat.db")) + std::filesystem::file_size(d.file("ws/lincat.db-wal"));

@@ -1,6 +1,9 @@
 // Stage 2: LoRA adapters (B = 0 changes nothing; merge == adapter form; export reloads with
 // the same logits), finetune records/resume/NaN handling, and stage-2 checkpoints.
+#include "model/fingerprint.h"
+#include "train/export.h"
 #include "train/finetune.h"
+#include "train/linearized_model.h"
 
 #include "model/lora_model.h"
 #include "model/tokenizer.h"
@@ -126,10 +129,10 @@ DistillConfig tiny_stage1() {
     DistillConfig c;
     c.data.seq_len = 64;
     c.data.teacher_sequences = 24;
-    c.batch_size = 2;
-    c.steps = 4;
-    c.eval_every = 4;
-    c.checkpoint_every = 4;
+    c.schedule.batch_size = 2;
+    c.schedule.steps = 4;
+    c.schedule.eval_every = 4;
+    c.schedule.checkpoint_every = 4;
     c.linearize.window.size = 16;
     return c;
 }
@@ -152,12 +155,12 @@ TEST(Finetune, RecordsResumesExactlyAndKeepsBaseFrozen) {
     Workspace ws = Workspace::open(d.file("ws"));
     std::string model_dir = lincat::test::default_model_dir();
     DistillOutcome s1 = distill(ws, model_dir, tiny_stage1(), std::nullopt, {});
-    ASSERT_EQ(s1.status, "completed");
+    ASSERT_EQ(s1.status, RunStatus::Completed);
 
     // Uninterrupted: 8 steps.
     FinetuneConfig f = tiny_stage2(ws, s1.run);
     FinetuneOutcome full = finetune(ws, model_dir, f, std::nullopt, {});
-    ASSERT_EQ(full.status, "completed");
+    ASSERT_EQ(full.status, RunStatus::Completed);
     EXPECT_EQ(ws.steps(full.run, "train").size(), 8u);
     EXPECT_EQ(ws.steps(full.run, "eval").size(), 3u);  // steps 0, 4, 8
     EXPECT_TRUE(std::isfinite(full.student_ppl));
@@ -167,10 +170,10 @@ TEST(Finetune, RecordsResumesExactlyAndKeepsBaseFrozen) {
     std::atomic<bool> cancel{false};
     FinetuneOutcome part = finetune(
         ws, model_dir, f, std::nullopt, [&](const TrainProgress& p) { cancel = p.step >= 4; }, &cancel);
-    ASSERT_EQ(part.status, "cancelled");
-    EXPECT_EQ(ws.run(part.run).status, "cancelled");
+    ASSERT_EQ(part.status, RunStatus::Cancelled);
+    EXPECT_EQ(ws.run(part.run).status, RunStatus::Cancelled);
     FinetuneOutcome resumed = finetune(ws, model_dir, f, part.run, {});
-    ASSERT_EQ(resumed.status, "completed");
+    ASSERT_EQ(resumed.status, RunStatus::Completed);
     EXPECT_EQ(ws.steps(part.run, "train").size(), 8u);  // each step recorded once
     auto last_full = ws.last_checkpoint(full.run)->path, last_resumed = ws.last_checkpoint(part.run)->path;
     LlamaModel a = load_linearized(model_dir, last_full, torch::kFloat32, false);
@@ -202,8 +205,8 @@ TEST(Finetune, NanLossFailsTheRunAndBadStartsAreRefused) {
     lincat::test::expect_error([&] { finetune(ws, model_dir, f, std::nullopt, {}); }, {"loss became", "step 5"});
     unsetenv("LINCAT_FAULT_NAN_STEP");
     RunRecord r = ws.runs().back();
-    EXPECT_EQ(r.kind, "finetune");
-    EXPECT_EQ(r.status, "failed");
+    EXPECT_EQ(r.kind, RunKind::Finetune);
+    EXPECT_EQ(r.status, RunStatus::Failed);
     EXPECT_EQ(ws.last_checkpoint(r.id)->step, 4);
     EXPECT_EQ(ws.steps(r.id, "train").size(), 5u);
 

@@ -1,4 +1,4 @@
-#include "train/transfer.h"
+#include "attention/transfer.h"
 
 #include "attention/softmax.h"
 #include "util/error.h"

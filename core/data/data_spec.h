@@ -1,0 +1,34 @@
+// Which sequences a run trains and evaluates on, as plain data (no torch): recorded in run
+// configs and state-dump manifests.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "util/options.h"
+
+namespace lincat {
+
+struct DataSpec {
+    std::vector<std::string> text_files;   // UTF-8; documents separated by blank lines
+    std::vector<std::string> jsonl_files;  // {"instruction", "input", "output"} per line
+    int64_t teacher_sequences = 256;       // used when no files are given
+    int64_t seq_len = 256;                 // capped by the model: default_seq_len()
+    uint64_t seed = 0;
+    double eval_fraction = 0.1;  // the last sequences form the held-out split
+    bool operator==(const DataSpec&) const = default;
+};
+
+// The sequence length a run uses when none is given: DataSpec's, capped by the model's context.
+inline int64_t default_seq_len(int64_t max_position_embeddings) {
+    return std::min<int64_t>(DataSpec{}.seq_len, max_position_embeddings);
+}
+
+// {"text_files", "jsonl_files", "teacher_sequences", "seq_len", "seed", "eval_fraction"}.
+const FieldTable<DataSpec>& data_fields();
+std::string data_spec_to_json(const DataSpec& spec);
+DataSpec data_spec_from_json(const std::string& text, const std::string& label);
+
+}  // namespace lincat

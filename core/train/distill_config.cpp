@@ -1,0 +1,39 @@
+#include "train/distill_config.h"
+
+namespace lincat {
+
+const FieldTable<DistillConfig>& distill_fields() {
+    using D = DistillConfig;
+    static const FieldTable<D> t = [] {
+        FieldTable<D> t = nest<D>(
+            linearize_fields(), [](D & d) -> auto& { return d.linearize; });
+        append(t, nest<D>(data_fields(), [](D & d) -> auto& { return d.data; }, {{"seed", "data_seed"}}));
+        // Runs from before data_seed was recorded used the run's seed.
+        field_of(t, "data_seed").no_cli().added_later().alias("seed");
+        append(t, nest<D>(
+                      schedule_fields(), [](D & d) -> auto& { return d.schedule; }));
+        field_of(t, "seed").help = "seed for feature maps and data order";
+        t.push_back(field<D>(
+                        "mse_factor", "weight of the output MSE", [](D & d) -> auto& { return d.mse_factor; })
+                        .at_least(0));
+        t.push_back(field<D>(
+                        "xent_factor", "weight of the attention-weight cross-entropy",
+                        [](D & d) -> auto& { return d.xent_factor; })
+                        .at_least(0)
+                        .added_later());
+        return t;
+    }();
+    return t;
+}
+
+std::string DistillConfig::to_json() const {
+    return table_to_json(distill_fields(), *this).dump();
+}
+
+DistillConfig DistillConfig::from_json(const std::string& text, const std::string& label) {
+    DistillConfig c;
+    table_from_json(distill_fields(), parse_json(text, label), c, label);
+    return c;
+}
+
+}  // namespace lincat
