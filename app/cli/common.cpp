@@ -24,17 +24,6 @@ void apply_compute_options(const Args& a) {
     set_compute(parse_compute(a.get("device", "cpu"), a.get("dtype", "auto")));
 }
 
-std::string duration_text(double s) {
-    char buf[32];
-    if (s >= 3600)
-        std::snprintf(buf, sizeof buf, "%dh%02dm", int(s / 3600), int(s / 60) % 60);
-    else if (s >= 60)
-        std::snprintf(buf, sizeof buf, "%dm%02ds", int(s / 60), int(s) % 60);
-    else
-        std::snprintf(buf, sizeof buf, "%ds", int(s));
-    return buf;
-}
-
 std::function<void(const TrainProgress&)> progress_printer(const std::string& label) {
     const bool tty = isatty(2);
     // Off a terminal a line every 10 steps; LINCAT_PROGRESS_EVERY=N changes it. (Events: every step.)

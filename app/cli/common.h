@@ -8,11 +8,10 @@
 #include "cli/args.h"
 #include "data/dataset.h"
 #include "train/trainer.h"
+#include "util/duration.h"
 
 namespace lincat::cli {
 
-// "1h02m", "3m05s", "12s"
-std::string duration_text(double seconds);
 
 // A progress bar on a terminal (stderr), a line every 10 steps otherwise.
 std::function<void(const TrainProgress&)> progress_printer(const std::string& label);

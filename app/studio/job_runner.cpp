@@ -11,6 +11,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "util/duration.h"
+
 namespace lincat::studio {
 
 JobRunner::JobRunner(QObject* parent) : QObject(parent) {
@@ -102,12 +104,6 @@ void JobRunner::read_events() {
     }
 }
 
-static QString eta_text(double s) {
-    if (s >= 3600) return QString("%1h%2m").arg(int(s / 3600)).arg(int(s / 60) % 60, 2, 10, QChar('0'));
-    if (s >= 60) return QString("%1m%2s").arg(int(s / 60)).arg(int(s) % 60, 2, 10, QChar('0'));
-    return QString("%1s").arg(int(s));
-}
-
 void JobRunner::handle_event(const QJsonObject& e) {
     const QString type = e.value("event").toString();
     if (type == "progress") {
@@ -116,7 +112,7 @@ void JobRunner::handle_event(const QJsonObject& e) {
         p.steps = e.value("total").toInteger();
         p.tokens_per_second = e.value("rate").toDouble();
         p.unit = e.value("unit").toString();
-        p.eta = eta_text(e.value("eta_seconds").toDouble());
+        p.eta = QString::fromStdString(duration_text(e.value("eta_seconds").toDouble()));
         p.line = QString("%1 %2/%3 %4").arg(e.value("label").toString()).arg(p.step).arg(p.steps).arg(p.unit);
         emit progress(p);
     } else if (type == "phase") {

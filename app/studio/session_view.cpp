@@ -263,7 +263,10 @@ bool SessionView::start(const QString& label, const QStringList& args) {
     QStringList full = args;
     full << "--workspace" << ws_dir_;
     if (!model_dir_.isEmpty()) full << "--model" << model_dir_;
-    job_.start(label, full);
+    if (!job_.start(label, full)) {
+        emit status_text("Cannot start " + label + ": no pipe for its events");
+        return false;
+    }
     start_->setEnabled(false);
     resume_->setEnabled(false);
     cancel_->setEnabled(true);

@@ -8,7 +8,6 @@
 #include "attention/softmax.h"
 #include "attention/transfer.h"
 #include "eval/perplexity.h"
-#include "model/fingerprint.h"
 #include "train/base_model.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"

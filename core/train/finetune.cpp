@@ -7,7 +7,6 @@
 #include <filesystem>
 
 #include "eval/perplexity.h"
-#include "model/fingerprint.h"
 #include "model/lora_model.h"
 #include "train/base_model.h"
 #include "train/checkpoint.h"
