@@ -69,12 +69,6 @@ torch::Tensor softmax_prefill(const torch::Tensor& q, const torch::Tensor& k, co
     return torch::cat(outs, 2);
 }
 
-double matmul_gflops() {
-    auto a = torch::randn({2048, 2048}), b = torch::randn({2048, 2048});
-    double s = measure([&] { torch::mm(a, b); }, 3).seconds;
-    return 2.0 * 2048 * 2048 * 2048 / s / 1e9;
-}
-
 Row bench_prefill(const HeadShape& shape, int64_t n, double budget_s, double softmax_gflops_guess) {
     const int64_t H = shape.heads, d = shape.head_dim, w = 64, f = 64;
     Row r{"prefill", shape.name, n, H, d, 0, 0, 0, 0, H, "", 0, 0};
@@ -193,7 +187,7 @@ int bench_attention(const Argv& argv) {
     const int steps = int(a.get_int("steps", 32));
     const bool as_json = a.flag("json");
 
-    const double mm = matmul_gflops();
+    const double mm = sgemm_gflops();
     if (!as_json) std::printf("threads %d; plain fp32 matmul 2048^3: %.1f GFLOP/s\n", at::get_num_threads(), mm);
     std::vector<Row> rows;
     for (auto& s : shapes) {
@@ -244,14 +238,21 @@ int bench_attention(const Argv& argv) {
 
 }  // namespace
 
+double sgemm_gflops() {
+    auto a = torch::randn({2048, 2048}), b = torch::randn({2048, 2048});
+    double s = measure([&] { torch::mm(a, b); }, 3).seconds;
+    return 2.0 * 2048 * 2048 * 2048 / s / 1e9;
+}
+
 int cmd_bench(const Argv& argv) {
-    if (argv.empty()) fail("bench: name a benchmark: attention, decode, kernels, load");
+    if (argv.empty()) fail("bench: name a benchmark: attention, decode, kernels, load, train");
     Argv rest(argv.begin() + 1, argv.end());
     if (argv[0] == "attention") return bench_attention(rest);
     if (argv[0] == "decode") return bench_decode(rest);
     if (argv[0] == "kernels") return bench_kernels(rest);
     if (argv[0] == "load") return bench_load(rest);
-    fail("bench: unknown benchmark '", argv[0], "' (known: attention, decode, kernels, load)");
+    if (argv[0] == "train") return bench_train(rest);
+    fail("bench: unknown benchmark '", argv[0], "' (known: attention, decode, kernels, load, train)");
 }
 
 }  // namespace lincat::cli

@@ -5,12 +5,14 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "eval/evaluate.h"
 #include "util/compute.h"
 #include "util/error.h"
 #include "util/events.h"
+#include "util/progress.h"
 
 namespace lincat::cli {
 
@@ -24,12 +26,23 @@ void apply_compute_options(const Args& a) {
     set_compute(parse_compute(a.get("device", "cpu"), a.get("dtype", "auto")));
 }
 
+// One line, as a bar on a terminal (redrawn in place) or a plain line every `every`th update.
+static void print_progress_line(const std::string& line, double fraction, bool final, bool print_plain) {
+    if (isatty(2)) {
+        int width = 24, filled = int(double(width) * std::clamp(fraction, 0.0, 1.0));
+        std::fprintf(stderr, "\r[%s%s] %s\x1b[K", std::string(size_t(filled), '#').c_str(),
+                     std::string(size_t(width - filled), '.').c_str(), line.c_str());
+        if (final) std::fprintf(stderr, "\n");
+    } else if (print_plain || final) {
+        std::fprintf(stderr, "%s\n", line.c_str());
+    }
+}
+
 std::function<void(const TrainProgress&)> progress_printer(const std::string& label) {
-    const bool tty = isatty(2);
     // Off a terminal a line every 10 steps; LINCAT_PROGRESS_EVERY=N changes it. (Events: every step.)
     const char* every_env = std::getenv("LINCAT_PROGRESS_EVERY");
     const int64_t every = every_env && std::atoll(every_env) > 0 ? std::atoll(every_env) : 10;
-    return [tty, label, every](const TrainProgress& p) {
+    return [label, every](const TrainProgress& p) {
         emit_event("progress", {{"label", label},
                                 {"done", p.step},
                                 {"total", p.steps},
@@ -44,15 +57,21 @@ std::function<void(const TrainProgress&)> progress_printer(const std::string& la
         std::snprintf(line, sizeof line, "%s step %lld/%lld | %.0f tok/s | loss %.4f | lr %.1e | ETA %s", label.c_str(),
                       (long long)p.step, (long long)p.steps, p.tokens_per_second, p.loss, p.lr,
                       duration_text(p.eta_seconds).c_str());
-        if (tty) {
-            int width = 24, filled = int(double(width) * double(p.step) / double(p.steps));
-            std::fprintf(stderr, "\r[%s%s] %s\x1b[K", std::string(size_t(filled), '#').c_str(),
-                         std::string(size_t(width - filled), '.').c_str(), line);
-            if (p.step == p.steps) std::fprintf(stderr, "\n");
-        } else if (p.step % every == 0 || p.step == p.steps) {
-            std::fprintf(stderr, "%s\n", line);
-        }
+        print_progress_line(line, double(p.step) / double(p.steps), p.step == p.steps, p.step % every == 0);
     };
+}
+
+void print_core_progress(const Progress& p) {
+    // Off a terminal one line per tenth of the work.
+    static std::string last_label;
+    static int64_t last_tenth = -1;
+    const int64_t tenth = p.total > 0 ? 10 * p.done / p.total : 10;
+    const bool plain = p.label != last_label || tenth != last_tenth;
+    last_label = p.label, last_tenth = tenth;
+    char line[240];
+    std::snprintf(line, sizeof line, "%s %lld/%lld %s | %.0f %s/s | ETA %s", p.label.c_str(), (long long)p.done,
+                  (long long)p.total, p.unit.c_str(), p.rate, p.unit.c_str(), duration_text(p.eta_seconds).c_str());
+    print_progress_line(line, p.total > 0 ? double(p.done) / double(p.total) : 1.0, p.done >= p.total, plain);
 }
 
 static std::atomic<bool> g_cancel{false};

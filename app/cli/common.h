@@ -9,12 +9,14 @@
 #include "data/dataset.h"
 #include "train/trainer.h"
 #include "util/duration.h"
+#include "util/progress.h"
 
 namespace lincat::cli {
 
-
 // A progress bar on a terminal (stderr), a line every 10 steps otherwise.
 std::function<void(const TrainProgress&)> progress_printer(const std::string& label);
+// The same for the core's other long steps (util/progress.h); main() installs it as the sink.
+void print_core_progress(const Progress& p);
 
 // Set by SIGINT / SIGTERM (installed by main): long jobs stop at the next step, mark their run
 // cancelled (RunStatus) and keep every record, so `lincat resume` continues. A second signal ends the process.

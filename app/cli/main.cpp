@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "util/events.h"
+#include "util/progress.h"
 #include "util/threads.h"
 
 using namespace lincat::cli;
@@ -77,6 +78,7 @@ int main(int argc, char** argv) {
     try {
         if (!events.empty()) lincat::open_event_sink(events);
         lincat::init_torch_threads();
+        lincat::set_progress_sink(print_core_progress);
         install_cancel_handler();
         return it->second(rest);
     } catch (const HelpRequested& h) {

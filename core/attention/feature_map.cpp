@@ -35,10 +35,30 @@ int64_t FeatureMapImpl::output_dim() const {
 torch::Tensor FeatureMapImpl::forward(const torch::Tensor& x) {
     if (x.dim() != 4 || x.size(1) != options_.heads() || x.size(3) != options_.head_dim())
         fail("feature map: expected input (B, ", options_.heads(), ", T, ", options_.head_dim(), "), got ", x.sizes());
-    auto xw = torch::einsum("bhtd,hdf->bhtf", {x.to(torch::kFloat32), layer.to(torch::kFloat32)});
+    // (B, H, T, d) x (H, d, f), batched over B: one matmul, without einsum's planning per call.
+    auto xw = torch::matmul(x.to(torch::kFloat32), layer.to(torch::kFloat32));
+    const bool with_grad = torch::GradMode::is_enabled() && (x.requires_grad() || layer.requires_grad());
+    return activate(xw, with_grad);
+}
+
+torch::Tensor FeatureMapImpl::forward_grouped(const torch::Tensor& x, int64_t G) {
+    const int64_t H = options_.heads();
+    if (G <= 0 || H % G != 0 || x.dim() != 4 || x.size(1) * G != H || x.size(3) != options_.head_dim())
+        fail("feature map: expected input (B, ", G > 0 ? H / G : 0, ", T, ", options_.head_dim(), ") for ", G,
+             " query heads per kv head, got ", x.sizes());
+    if (G == 1) return forward(x);
+    const int64_t B = x.size(0), Hkv = x.size(1), T = x.size(2), d = x.size(3), f = options_.feature_dim();
+    // (B, Hkv, T, d) x (Hkv, d, G f): one matmul per kv head over its G query heads' weights.
+    auto w = layer.to(torch::kFloat32).view({Hkv, G, d, f}).permute({0, 2, 1, 3}).reshape({Hkv, d, G * f});
+    auto xw = torch::matmul(x.to(torch::kFloat32), w).view({B, Hkv, T, G, f}).permute({0, 1, 3, 2, 4});
+    const bool with_grad = torch::GradMode::is_enabled() && (x.requires_grad() || layer.requires_grad());
+    return activate(xw.reshape({B, H, T, f}), with_grad);
+}
+
+torch::Tensor FeatureMapImpl::activate(torch::Tensor xw, bool with_grad) const {
     switch (options_.kind()) {
         case FeatureMapKind::SoftmaxDim: {
-            if (!torch::GradMode::is_enabled() || !(x.requires_grad() || layer.requires_grad())) {
+            if (!with_grad) {
                 // No graph: write both halves into one buffer, clamp in place.
                 const int64_t f = xw.size(-1);
                 auto sizes = xw.sizes().vec();

@@ -25,6 +25,9 @@ class FeatureMapImpl : public torch::nn::Module {
     void reset();
     // x (B, H, T, d) -> (B, H, T, output_dim()), computed in fp32.
     torch::Tensor forward(const torch::Tensor& x);
+    // x (B, Hkv, T, d), the keys of Hkv = H / G kv heads -> (B, H, T, output_dim()): head h
+    // reads kv head h / G, as after repeat_kv, without copying x G times.
+    torch::Tensor forward_grouped(const torch::Tensor& x, int64_t groups);
     int64_t output_dim() const;
     const FeatureMapOptions& options() const { return options_; }
 
@@ -32,6 +35,7 @@ class FeatureMapImpl : public torch::nn::Module {
     torch::Tensor bias;   // (H, 1, f), relu only
 
   private:
+    torch::Tensor activate(torch::Tensor xw, bool with_grad) const;  // (..., f) -> (..., output_dim())
     FeatureMapOptions options_;
 };
 TORCH_MODULE(FeatureMap);

@@ -1,6 +1,8 @@
 #include "attention/hybrid.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "util/error.h"
 
@@ -97,9 +99,10 @@ torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tens
     };
     const double scale = 1.0 / std::sqrt(double(d));
     auto Q = pad(q) * scale, K = pad(k), V = pad(v), FQ = pad(f_q), FK = pad(f_k);  // (B,H,C,w,*)
-    // Keys of chunk c-1 then chunk c: (B, H, C, 2w, *).
-    auto with_prev = [&](const torch::Tensor& x) {
-        if (inference) {  // one buffer filled directly: two copies instead of three
+    // Keys of chunk c-1 then chunk c: (B, H, C, 2w, *). `fill`: one buffer filled directly (two
+    // copies instead of three), for tensors that carry no graph.
+    auto with_prev = [&](const torch::Tensor& x, bool fill) {
+        if (fill) {
             auto sizes = x.sizes().vec();
             sizes[3] = 2 * w;
             auto out = torch::empty(sizes, x.options());
@@ -111,7 +114,6 @@ torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tens
         auto prev = torch::constant_pad_nd(x, {0, 0, 0, 0, 1, 0}).narrow(2, 0, C);
         return torch::cat({prev, x}, 3);
     };
-    auto K2 = with_prev(K), V2 = with_prev(V);
 
     // Masks over (chunk, query a, key b): query position c*w + a, key position (c-1)*w + b.
     auto a_idx = torch::arange(w, torch::kLong).view({1, w, 1});
@@ -129,54 +131,79 @@ torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tens
     auto lin_local = causal & win.logical_not();  // sw: keys of chunk c-1 left of the window
     // An additive 0 / -inf bias: a broadcast add is several times faster than masked_fill_.
     auto bias = torch::zeros({C, w, 2 * w}).masked_fill_(win.logical_not(), -INFINITY).to(dev);
-
     auto g = gamma.to(torch::kFloat32).view({1, H, 1, 1, 1}), l = lambda.to(torch::kFloat32).view({1, H, 1, 1, 1});
+
+    if (!inference) {
+        // Training. Values get a column of ones, so each matmul against them yields the
+        // numerator (sum a v) and the denominator (sum a) at once. The window part carries a
+        // graph only when q, k or v do (stage 2); in attention transfer they are detached and it
+        // is a constant, computed without one and in place.
+        const bool window_grad =
+            torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+        auto V1 = torch::cat({V, torch::ones({B, H, C, w, 1}, V.options())}, -1);  // (B,H,C,w,d+1)
+        torch::Tensor acc, V2;
+        {
+            std::optional<torch::NoGradGuard> no_graph;
+            if (!window_grad) no_graph.emplace();
+            auto K2 = with_prev(K, !window_grad);
+            V2 = with_prev(V1, !window_grad);
+            auto s_win = torch::matmul(Q, K2.transpose(-1, -2)).add_(bias);  // (B,H,C,w,2w)
+            auto m = s_win.amax(-1, true);
+            m = m.masked_fill(torch::isinf(m), 0);  // padding rows: an empty window
+            auto a = window_grad ? (s_win - m).exp_() : s_win.sub_(m).exp_();
+            acc = torch::matmul(a, V2);  // (B,H,C,w,d+1)
+        }
+        acc = g * acc;
+        if (window.kind == WindowKind::Sliding) {
+            auto b_ln = l * torch::matmul(FQ, with_prev(FK, false).transpose(-1, -2))
+                                .masked_fill_(lin_local.logical_not().to(dev), 0);
+            acc = acc + torch::matmul(b_ln, V2);
+        }
+        if (C > 2) {
+            // Inclusive cumulative states over chunks, read two chunks late (O(n F d) memory).
+            auto kv = torch::matmul(FK.transpose(-1, -2), V1).cumsum(2);  // (B,H,C,F,d+1)
+            auto lin = l * torch::matmul(FQ.narrow(2, 2, C - 2), kv.narrow(2, 0, C - 2));
+            acc = acc + torch::constant_pad_nd(lin, {0, 0, 0, 0, 2, 0});  // chunks 0, 1: no state yet
+        }
+        auto num = acc.narrow(-1, 0, d);
+        auto den = acc.narrow(-1, d, 1);
+        den = den.masked_fill(den == 0, 1);  // only padding rows have nothing to attend to
+        auto y = (num / den).reshape({B, H, C * w, d}).narrow(2, shift, T);
+        return y.to(q.scalar_type());
+    }
+
+    // Inference: in place wherever it saves a pass.
+    auto K2 = with_prev(K, true), V2 = with_prev(V, true);
     auto s_win = torch::matmul(Q, K2.transpose(-1, -2)).add_(bias);  // (B,H,C,w,2w)
     // Padding rows (before an end-aligned sequence) have an empty window: use max 0 there.
     auto m = s_win.amax(-1, true);
     m = m.masked_fill(torch::isinf(m), 0);
-    // Masked entries are exp(-inf) = 0, with zero gradient. Without a graph, work in place.
-    auto a = inference ? s_win.sub_(m).exp_() : (s_win - m).exp_();
+    // Masked entries are exp(-inf) = 0.
+    auto a = s_win.sub_(m).exp_();
     auto num = torch::matmul(a, V2);  // (B,H,C,w,d); gamma applied after the reduction
     auto den = a.sum(-1, true);       // (B,H,C,w,1)
-    if (inference) {
-        num.mul_(g);
-        den.mul_(g);
-    } else {
-        num = g * num;
-        den = g * den;
-    }
+    num.mul_(g);
+    den.mul_(g);
     if (window.kind == WindowKind::Sliding) {
         auto b_ln =
-            l * torch::matmul(FQ, with_prev(FK).transpose(-1, -2)).masked_fill_(lin_local.logical_not().to(dev), 0);
+            l *
+            torch::matmul(FQ, with_prev(FK, true).transpose(-1, -2)).masked_fill_(lin_local.logical_not().to(dev), 0);
         num = num + torch::matmul(b_ln, V2);
         den = den + b_ln.sum(-1, true);
     }
 
-    // Linear state of chunks <= c-2.
+    // Linear state of chunks <= c-2: one running (F x d) state per head, updated chunk by chunk, in place.
     if (C > 2) {
-        if (!inference) {
-            // Autograd: inclusive cumulative sums over chunks, read two chunks late (O(n F d) memory).
-            auto kv = torch::matmul(FK.transpose(-1, -2), V).cumsum(2);  // (B,H,C,F,d)
-            auto ks = FK.sum(3).cumsum(2).unsqueeze(-1);                 // (B,H,C,F,1)
-            auto fq_late = FQ.narrow(2, 2, C - 2);
-            auto num_ln = l * torch::matmul(fq_late, kv.narrow(2, 0, C - 2));
-            auto den_ln = l * torch::matmul(fq_late, ks.narrow(2, 0, C - 2));
-            num = torch::cat({num.narrow(2, 0, 2), num.narrow(2, 2, C - 2) + num_ln}, 2);
-            den = torch::cat({den.narrow(2, 0, 2), den.narrow(2, 2, C - 2) + den_ln}, 2);
-        } else {
-            // Inference: one running (F x d) state per head, updated chunk by chunk, in place.
-            auto S = torch::zeros({B, H, FQ.size(4), d}, Q.options());
-            auto z = torch::zeros({B, H, FQ.size(4), 1}, Q.options());
-            auto l4 = l.squeeze(2);  // (1, H, 1, 1)
-            for (int64_t c = 2; c < C; ++c) {
-                auto fk = FK.select(2, c - 2), vv = V.select(2, c - 2);  // (B,H,w,*)
-                S.add_(torch::matmul(fk.transpose(-1, -2), vv));
-                z.add_(fk.sum(2).unsqueeze(-1));
-                auto fq = FQ.select(2, c);
-                num.select(2, c).add_(l4 * torch::matmul(fq, S));
-                den.select(2, c).add_(l4 * torch::matmul(fq, z));
-            }
+        auto S = torch::zeros({B, H, FQ.size(4), d}, Q.options());
+        auto z = torch::zeros({B, H, FQ.size(4), 1}, Q.options());
+        auto l4 = l.squeeze(2);  // (1, H, 1, 1)
+        for (int64_t c = 2; c < C; ++c) {
+            auto fk = FK.select(2, c - 2), vv = V.select(2, c - 2);  // (B,H,w,*)
+            S.add_(torch::matmul(fk.transpose(-1, -2), vv));
+            z.add_(fk.sum(2).unsqueeze(-1));
+            auto fq = FQ.select(2, c);
+            num.select(2, c).add_(l4 * torch::matmul(fq, S));
+            den.select(2, c).add_(l4 * torch::matmul(fq, z));
         }
     }
     den = den.masked_fill(den == 0, 1);  // only padding rows have nothing to attend to
@@ -222,6 +249,10 @@ torch::Tensor HybridState::step(const torch::Tensor& q, const torch::Tensor& k, 
         ++length_;
         return y;
     }
+    if (cpu_loops_ && !needs_grad && q.is_cpu() && q.scalar_type() == torch::kFloat32 &&
+        f_q.scalar_type() == torch::kFloat32 && k.scalar_type() == torch::kFloat32 &&
+        v.scalar_type() == torch::kFloat32 && f_k.scalar_type() == torch::kFloat32)
+        return step_cpu_loops(q, k, v, f_q, f_k, gamma, lambda, {}, {});
     // The token that last used this slot leaves the buffer: fold it into the linear state.
     if (p >= cap) {
         auto fk_old = ring_f_.narrow(2, slot, 1), v_old = ring_v_.narrow(2, slot, 1);  // (B,H,1,*)
@@ -231,8 +262,28 @@ torch::Tensor HybridState::step(const torch::Tensor& q, const torch::Tensor& k, 
     ring_k_.narrow(2, slot, 1).copy_(k);
     ring_v_.narrow(2, slot, 1).copy_(v);
     ring_f_.narrow(2, slot, 1).copy_(f_k);
-    ring_pos_[slot] = p;
+    if (ring_pos_.is_cpu())
+        ring_pos_.data_ptr<int64_t>()[slot] = p;  // no indexing op for one number
+    else
+        ring_pos_[slot] = p;
 
+    auto qf = q.to(torch::kFloat32), fq = f_q.to(torch::kFloat32);
+    auto g = gamma.to(torch::kFloat32).view({1, H, 1, 1}), l = lambda.to(torch::kFloat32).view({1, H, 1, 1});
+    ++length_;
+    if (p >= cap && !needs_grad) {
+        // A full buffer: which slots are in W(p) depends on p mod capacity only (tables made
+        // once), and without a graph every step works in place: about half the operations.
+        if (!window_bias_.defined()) make_phase_tables(q.device());
+        const int64_t phase = p % cap;
+        auto a = torch::matmul(qf * (1.0 / std::sqrt(double(d))), ring_k_.transpose(-1, -2))
+                     .add_(window_bias_[phase]);  // (B,H,1,cap)
+        a.sub_(a.amax(-1, true)).exp_().mul_(g);
+        if (window_.kind == WindowKind::Terraced)  // buffered tokens left of the window are linear
+            a.add_(torch::matmul(fq, ring_f_.transpose(-1, -2)).mul_(linear_mask_[phase]).mul_(l));
+        auto num = torch::matmul(a, ring_v_).add_(torch::matmul(fq, S_).mul_(l));
+        auto den = a.sum(-1, true).add_(torch::matmul(fq, z_.unsqueeze(-1)).mul_(l));
+        return num.div_(den);
+    }
     // Which buffered tokens are in W(p); the rest of the buffer is linear.
     auto valid = ring_pos_ >= 0;
     torch::Tensor win;
@@ -242,16 +293,155 @@ torch::Tensor HybridState::step(const torch::Tensor& q, const torch::Tensor& k, 
         win = valid & (ring_pos_.div(window_.size, "floor") >= p / window_.size - 1);
     }
     auto lin = valid & win.logical_not();
-    auto qf = q.to(torch::kFloat32), fq = f_q.to(torch::kFloat32);
-    auto g = gamma.to(torch::kFloat32).view({1, H, 1, 1}), l = lambda.to(torch::kFloat32).view({1, H, 1, 1});
     auto s = torch::matmul(qf, ring_k_.transpose(-1, -2)) / std::sqrt(double(d));  // (B,H,1,cap)
     auto s_win = s.masked_fill(win.logical_not(), -INFINITY);
     auto a = g * torch::exp(s_win - s_win.amax(-1, true)) +
              l * torch::matmul(fq, ring_f_.transpose(-1, -2)).masked_fill(lin.logical_not(), 0);
     auto num = torch::matmul(a, ring_v_) + l * torch::matmul(fq, S_);      // (B,H,1,d)
     auto den = a.sum(-1, true) + l * torch::matmul(fq, z_.unsqueeze(-1));  // (B,H,1,1)
-    ++length_;
     return num / den;
+}
+
+// The same step as plain loops over each (row, head), as llm.c writes it: at one token the
+// LibTorch form is some thirty small operations per layer, each costing more than its arithmetic
+// (decode at 256 tokens of context ran slower than the softmax teacher's).
+torch::Tensor HybridState::step_cpu_loops(const torch::Tensor& q_in, const torch::Tensor& k_in,
+                                          const torch::Tensor& v_in, const torch::Tensor& fq_in,
+                                          const torch::Tensor& fk_in, const torch::Tensor& gamma,
+                                          const torch::Tensor& lambda, const torch::Tensor& wq_in,
+                                          const torch::Tensor& wk_in) {
+    auto q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
+    const bool maps_here = wq_in.defined();  // softmax_dim features computed below from W (H, d, f)
+    torch::Tensor fq, fk, wq, wk;
+    if (maps_here) {
+        wq = wq_in.to(torch::kFloat32).contiguous(), wk = wk_in.to(torch::kFloat32).contiguous();
+    } else {
+        fq = fq_in.contiguous(), fk = fk_in.contiguous();
+    }
+    auto g = gamma.to(torch::kFloat32).contiguous(), l = lambda.to(torch::kFloat32).contiguous();
+    const int64_t B = q.size(0), H = q.size(1), d = q.size(3), cap = capacity(), p = length_, slot = p % cap,
+                  w = window_.size;
+    const int64_t f = maps_here ? wq.size(2) : 0, F = maps_here ? 2 * f : fq.size(3);
+    const int64_t G = H / k.size(1);  // query heads per kv head: k and v are read, not repeated
+    const bool sliding = window_.kind == WindowKind::Sliding;
+    const float scale = float(1.0 / std::sqrt(double(d)));
+    int64_t* pos = ring_pos_.data_ptr<int64_t>();
+    pos[slot] = p;
+    // Slot j: -1 empty, 0 linear (buffered, left of the window), 1 in W(p).
+    std::vector<int8_t> kind(static_cast<size_t>(cap), -1);
+    for (int64_t j = 0; j < cap; ++j) {
+        if (pos[j] < 0) continue;
+        const bool in_window = sliding ? p - pos[j] < w : pos[j] / w >= p / w - 1;
+        kind[size_t(j)] = in_window ? 1 : 0;
+    }
+    auto y = torch::empty({B, H, 1, d}, q.options());
+    float *S = S_.data_ptr<float>(), *z = z_.data_ptr<float>(), *rk = ring_k_.data_ptr<float>(),
+          *rv = ring_v_.data_ptr<float>(), *rf = ring_f_.data_ptr<float>(), *out = y.data_ptr<float>();
+    const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>(),
+                *gp = g.data_ptr<float>(), *lp = l.data_ptr<float>();
+    const float* fqp = maps_here ? nullptr : fq.data_ptr<float>();
+    const float* fkp = maps_here ? nullptr : fk.data_ptr<float>();
+    const float* wqp = maps_here ? wq.data_ptr<float>() : nullptr;
+    const float* wkp = maps_here ? wk.data_ptr<float>() : nullptr;
+    // Hedgehog softmax_dim: [softmax(x W), softmax(-x W)], clamped at 1e-12 (FeatureMapImpl's).
+    auto softmax_dim = [f, d](const float* x, const float* W, float* out, float* xw) {
+        for (int64_t j = 0; j < f; ++j) xw[j] = 0;
+        for (int64_t e = 0; e < d; ++e)
+            for (int64_t j = 0; j < f; ++j) xw[j] += x[e] * W[e * f + j];
+        float hi = -INFINITY, lo = INFINITY;
+        for (int64_t j = 0; j < f; ++j) hi = std::max(hi, xw[j]), lo = std::min(lo, xw[j]);
+        float s1 = 0, s2 = 0;
+        for (int64_t j = 0; j < f; ++j) {
+            out[j] = std::exp(xw[j] - hi), out[f + j] = std::exp(lo - xw[j]);
+            s1 += out[j], s2 += out[f + j];
+        }
+        for (int64_t j = 0; j < f; ++j)
+            out[j] = std::max(out[j] / s1, 1e-12f), out[f + j] = std::max(out[f + j] / s2, 1e-12f);
+    };
+    auto body = [&](int64_t begin, int64_t end) {
+        std::vector<float> a(static_cast<size_t>(cap)), fq_buf(static_cast<size_t>(F)), xw(static_cast<size_t>(f));
+        for (int64_t bh = begin; bh < end; ++bh) {
+            const int64_t h = bh % H, kv = (bh / H) * (H / G) + h / G;  // row b's kv head of h
+            float *Sh = S + bh * F * d, *zh = z + bh * F;
+            float *rkh = rk + bh * cap * d, *rvh = rv + bh * cap * d, *rfh = rf + bh * cap * F;
+            if (p >= cap) {  // the token that last used this slot leaves the buffer: into the state
+                const float *fo = rfh + slot * F, *vo = rvh + slot * d;
+                for (int64_t i = 0; i < F; ++i) {
+                    zh[i] += fo[i];
+                    for (int64_t e = 0; e < d; ++e) Sh[i * d + e] += fo[i] * vo[e];
+                }
+            }
+            std::copy(kp + kv * d, kp + kv * d + d, rkh + slot * d);
+            std::copy(vp + kv * d, vp + kv * d + d, rvh + slot * d);
+            const float *qh = qp + bh * d, *fqh;
+            if (maps_here) {
+                softmax_dim(kp + kv * d, wkp + h * d * f, rfh + slot * F, xw.data());
+                softmax_dim(qh, wqp + h * d * f, fq_buf.data(), xw.data());
+                fqh = fq_buf.data();
+            } else {
+                std::copy(fkp + bh * F, fkp + bh * F + F, rfh + slot * F);
+                fqh = fqp + bh * F;
+            }
+            float m = -INFINITY;
+            for (int64_t j = 0; j < cap; ++j) {
+                if (kind[size_t(j)] != 1) continue;
+                float sc = 0;
+                for (int64_t e = 0; e < d; ++e) sc += qh[e] * rkh[j * d + e];
+                a[size_t(j)] = sc * scale;
+                m = std::max(m, a[size_t(j)]);
+            }
+            double den = 0;
+            float* o = out + bh * d;
+            std::fill(o, o + d, 0.0f);
+            for (int64_t j = 0; j < cap; ++j) {
+                float wt;
+                if (kind[size_t(j)] == 1) {
+                    wt = gp[h] * std::exp(a[size_t(j)] - m);
+                } else if (kind[size_t(j)] == 0) {
+                    float dot = 0;
+                    for (int64_t i = 0; i < F; ++i) dot += fqh[i] * rfh[j * F + i];
+                    wt = lp[h] * dot;
+                } else {
+                    continue;
+                }
+                den += wt;
+                for (int64_t e = 0; e < d; ++e) o[e] += wt * rvh[j * d + e];
+            }
+            float zdot = 0;
+            for (int64_t i = 0; i < F; ++i) {
+                zdot += fqh[i] * zh[i];
+                const float c = lp[h] * fqh[i];
+                for (int64_t e = 0; e < d; ++e) o[e] += c * Sh[i * d + e];
+            }
+            den += lp[h] * zdot;
+            const float inv = float(1.0 / den);
+            for (int64_t e = 0; e < d; ++e) o[e] *= inv;
+        }
+    };
+    // One (row, head) is a few hundred thousand flops: threads only pay off for many rows.
+    if (B * H >= 64)
+        at::parallel_for(0, B * H, 8, body);
+    else
+        body(0, B * H);
+    ++length_;
+    return y;
+}
+
+void HybridState::make_phase_tables(torch::Device device) {
+    // At any p >= capacity slot j holds position p - ((p - j) mod cap); take p = cap + phase.
+    const int64_t cap = capacity();
+    auto phase = torch::arange(cap, torch::kLong).view({cap, 1}),
+         slot = torch::arange(cap, torch::kLong).view({1, cap});
+    auto p = phase + cap;
+    auto pos = p - (p - slot).remainder(cap);
+    torch::Tensor win;
+    if (window_.kind == WindowKind::Sliding) {
+        win = p - pos < window_.size;
+    } else {
+        win = pos.div(window_.size, "floor") >= p.div(window_.size, "floor") - 1;
+    }
+    window_bias_ = torch::zeros({cap, cap}).masked_fill_(win.logical_not(), -INFINITY).to(device);
+    linear_mask_ = win.logical_not().to(torch::kFloat32).to(device);
 }
 
 void HybridState::absorb_prefill(const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& f_k) {
@@ -313,9 +503,20 @@ torch::Tensor HybridAttentionImpl::forward(const torch::Tensor& q, const torch::
                                            AttentionState* state) {
     if (q.dim() != 4 || q.size(1) != options_.heads() || q.size(3) != options_.head_dim())
         fail("hybrid attention: expected q (B, ", options_.heads(), ", T, ", options_.head_dim(), "), got ", q.sizes());
+    auto g = gamma(), l = lambda();
+    const bool graph =
+        torch::GradMode::is_enabled() &&
+        (q.requires_grad() || k_in.requires_grad() || v_in.requires_grad() || feature_map_q->layer.requires_grad() ||
+         feature_map_k->layer.requires_grad() || window_factors.requires_grad());
+    if (auto* hs = dynamic_cast<HybridState*>(state);
+        hs && !graph && q.size(2) == 1 && hs->length() > 0 && hs->decodes_with_cpu_loops(q, g) &&
+        options_.feature_map() == FeatureMapKind::SoftmaxDim && k_in.scalar_type() == torch::kFloat32 &&
+        v_in.scalar_type() == torch::kFloat32) {
+        // One decode token: feature maps, GQA and the step in one pass of plain loops.
+        return hs->step_cpu_loops(q, k_in, v_in, {}, {}, g, l, feature_map_q->layer, feature_map_k->layer);
+    }
     auto k = repeat_kv(k_in), v = repeat_kv(v_in);
     auto f_q = feature_map_q(q), f_k = feature_map_k(k);
-    auto g = gamma(), l = lambda();
     if (!state) {
         return options_.quadratic_prefill() ? hybrid_attention_quadratic(q, k, v, f_q, f_k, g, l, options_.window())
                                             : hybrid_attention_chunked(q, k, v, f_q, f_k, g, l, options_.window());

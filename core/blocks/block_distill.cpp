@@ -94,6 +94,7 @@ DistillOutcome distill_block(Workspace& ws, const std::string& model_dir, const 
         return transfer.loss(cfg.mse_factor, cfg.xent_factor, layer);
     };
     hooks.evaluate = [&](std::vector<double>& layer) {
+        TransferEvaluation no_graph(transfer);
         layer.assign(transfer.cores.size(), 0.0);
         const int64_t n = m.eval_rows;
         if (n == 0) return 0.0;

@@ -9,27 +9,47 @@
 #include "util/error.h"
 #include "util/file.h"
 #include "util/json.h"
+#include "util/progress.h"
 
 namespace lincat {
 
-torch::Tensor sample_teacher_sequences(LlamaModel& model, int64_t n, int64_t len, uint64_t seed, int32_t bos) {
+int64_t sampling_batch_rows(const ModelConfig& c, int64_t len, int64_t element_bytes, int64_t budget_bytes) {
+    // Per row: the KV cache of every layer, plus the fp32 logits, probabilities and their cumulative sum.
+    const int64_t kv = 2 * c.num_hidden_layers * c.kv_dim() * len * element_bytes;
+    const int64_t row = kv + 3 * c.vocab_size * 4;
+    return std::max<int64_t>(1, budget_bytes / std::max<int64_t>(row, 1));
+}
+
+torch::Tensor sample_teacher_sequences(LlamaModel& model, int64_t n, int64_t len, uint64_t seed, int32_t bos,
+                                       int64_t max_batch) {
     torch::NoGradGuard ng;
+    // One uniform per token, drawn up front: row r's tokens depend on the seed and r only, not
+    // on how rows are batched (tests check that).
     auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-    const int64_t batch = 32;
-    std::vector<torch::Tensor> out;
+    auto u = torch::rand({n, len}, gen, torch::kFloat32);
+    const auto& w = model->model->embed_tokens->weight;
+    if (max_batch <= 0) max_batch = sampling_batch_rows(model->config(), len, w.element_size());
+    const int64_t batch = std::min(n, max_batch), V = model->config().vocab_size;
+    ProgressMeter meter("sampling teacher data", n * (len - 1), "tokens");
+    meter.update(0);
+    auto out = torch::full({n, len}, int64_t(bos), torch::kLong);
     for (int64_t start = 0; start < n; start += batch) {
         const int64_t b = std::min(batch, n - start);
         ModelState state = model->new_state();
-        auto seq = torch::full({b, len}, int64_t(bos), torch::kLong);
-        auto logits = model->forward(seq.narrow(1, 0, 1), &state).select(1, 0);  // (b, V)
+        auto seq = out.narrow(0, start, b);
+        auto rows_u = u.narrow(0, start, b).to(w.device());
+        auto logits = model->forward(seq.narrow(1, 0, 1), &state).select(1, 0);  // (b, V) fp32
         for (int64_t t = 1; t < len; ++t) {
-            auto next = torch::multinomial(torch::softmax(logits, -1), 1, false, gen);  // (b, 1)
+            // Inverse CDF: the first token whose cumulative probability exceeds u x the total.
+            auto cdf = torch::softmax(logits, -1).cumsum_(-1);
+            auto target = rows_u.narrow(1, t, 1) * cdf.narrow(1, V - 1, 1);
+            auto next = torch::searchsorted(cdf, target, /*out_int32=*/false, /*right=*/true).clamp_max_(V - 1);
             seq.narrow(1, t, 1).copy_(next);
             if (t + 1 < len) logits = model->forward(next, &state).select(1, 0);
+            meter.update(start * (len - 1) + b * t);
         }
-        out.push_back(seq);
     }
-    return torch::cat(out, 0);
+    return out;
 }
 
 std::vector<int32_t> tokens_from_text_file(const Tokenizer& tok, const std::string& path) {

@@ -16,8 +16,14 @@ struct TokenData {
     torch::Tensor eval;   // (M, seq_len) int64
 };
 
-// Samples `n` sequences of `len` tokens from BOS in batches with a KV cache (temperature 1).
-torch::Tensor sample_teacher_sequences(LlamaModel& model, int64_t n, int64_t len, uint64_t seed, int32_t bos);
+// Samples `n` sequences of `len` tokens from BOS with a KV cache (temperature 1), as many rows
+// at a time as fit `sampling_batch_rows` (max_batch > 0 caps it), reporting progress. A row's
+// tokens depend on the seed and its index only, not on the batching.
+torch::Tensor sample_teacher_sequences(LlamaModel& model, int64_t n, int64_t len, uint64_t seed, int32_t bos,
+                                       int64_t max_batch = 0);
+// Rows whose KV caches and logits fit in budget_bytes (at least 1).
+int64_t sampling_batch_rows(const ModelConfig& config, int64_t len, int64_t element_bytes,
+                            int64_t budget_bytes = int64_t(2) << 30);
 
 std::vector<int32_t> tokens_from_text_file(const Tokenizer& tok, const std::string& path);
 std::vector<int32_t> tokens_from_alpaca_jsonl(const Tokenizer& tok, const std::string& path);

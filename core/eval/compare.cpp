@@ -36,6 +36,7 @@ ModelComparison compare_models(LlamaModel& teacher, LlamaModel& student, const t
         auto hybrid = std::dynamic_pointer_cast<HybridAttentionImpl>(core);
         if (!hybrid) continue;
         auto t = std::make_shared<TransferAttentionImpl>(hybrid, student->config().sliding_window);
+        t->eval();  // figures only: no autograd graph
         student->layer(l)->self_attn->set_core(t);
         saved.push_back(core);
         wrapped.push_back(t);

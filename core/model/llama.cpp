@@ -151,9 +151,12 @@ torch::Tensor LlamaModelImpl::run_layers(const torch::Tensor& x, int64_t first, 
     return h;
 }
 
+const torch::Tensor& LlamaModelImpl::head_weight() const {
+    return lm_head ? lm_head->weight : model->embed_tokens->weight;
+}
+
 torch::Tensor LlamaModelImpl::lm_head_forward(const torch::Tensor& h) {
-    auto w = lm_head ? lm_head->weight : model->embed_tokens->weight;
-    return torch::matmul(h, w.t()).to(torch::kFloat32);
+    return torch::matmul(h, head_weight().t()).to(torch::kFloat32);
 }
 
 torch::Tensor LlamaModelImpl::forward(const torch::Tensor& tokens, ModelState* state) {

@@ -91,6 +91,7 @@ class LlamaModelImpl : public torch::nn::Module {
     // Hidden states (B, T, C) after the final norm (no LM head).
     torch::Tensor hidden(const torch::Tensor& tokens, ModelState* state = nullptr);
     torch::Tensor lm_head_forward(const torch::Tensor& h);
+    const torch::Tensor& head_weight() const;  // (vocab, C): lm_head's, or the embeddings' when tied
     // Block-wise training (DESIGN.md 1.6): the embeddings of tokens, and layers [first, last)
     // applied to x, the hidden state (B, T, C) entering layer `first` (whole sequences, no state).
     torch::Tensor embed(const torch::Tensor& tokens);

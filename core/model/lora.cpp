@@ -14,12 +14,13 @@ LoraAdapterImpl::LoraAdapterImpl(int64_t in, int64_t out, int64_t rank, double a
 
 torch::Tensor LoraAdapterImpl::forward(const torch::Tensor& x) {
     auto h = dropout > 0 ? torch::dropout(x, dropout, is_training()) : x;
-    return torch::matmul(torch::matmul(h, A.t()), B.t()) * scale;
+    return torch::matmul(torch::matmul(h, A.t()).mul_(scale), B.t());  // scaled at rank width, not out
 }
 
 torch::Tensor project(Linear& base, const LoraAdapter& lora, const torch::Tensor& x) {
     auto y = base(x);
-    return lora ? y + lora.ptr()->forward(x).to(y.scalar_type()) : y;
+    // In place: a linear layer's backward does not read its output.
+    return lora ? y.add_(lora.ptr()->forward(x).to(y.scalar_type())) : y;
 }
 
 }  // namespace lincat

@@ -145,23 +145,31 @@ void Workspace::transaction(const std::function<void()>& body) {
 }
 
 void Workspace::migrate() {
-    Stmt v(db_, "PRAGMA user_version", db_path());
-    int64_t version = v.step() ? v.i64(0) : 0;
+    // Each read finishes its statement: a read transaction left open could not take the write
+    // lock below (SQLite answers "database is locked" at once, without waiting).
+    auto read_version = [&] {
+        Stmt v(db_, "PRAGMA user_version", db_path());
+        return v.step() ? v.i64(0) : int64_t(0);
+    };
+    const int64_t version = read_version();
     if (version > kWorkspaceSchemaVersion)
         fail(db_path(), ": schema version ", version, " is newer than this lincat understands (",
              kWorkspaceSchemaVersion, "); upgrade lincat");
-    if (version < 1)
-        transaction([&] {
+    if (version == kWorkspaceSchemaVersion) return;
+    transaction([&] {
+        // Again under the write lock: another process may have migrated since the first read.
+        const int64_t now = read_version();
+        if (now < 1) {
             exec(kSchemaV1);
             exec("PRAGMA user_version = 1;");
-        });
-    if (version < 2)  // v2: results of evaluation runs (one JSON document per run)
-        transaction([&] {
+        }
+        if (now < 2) {  // v2: results of evaluation runs (one JSON document per run)
             exec(
                 "CREATE TABLE IF NOT EXISTS results (run_id INTEGER PRIMARY KEY REFERENCES runs(id), "
                 "json TEXT NOT NULL);");
             exec("PRAGMA user_version = 2;");
-        });
+        }
+    });
 }
 
 void Workspace::set_run_results(int64_t run, const std::string& json) {

@@ -81,6 +81,7 @@ DistillOutcome distill(Workspace& ws, BaseModel& base, const DistillConfig& cfg_
         return transfer.loss(cfg.mse_factor, cfg.xent_factor, layer);
     };
     hooks.evaluate = [&](std::vector<double>& layer) {
+        TransferEvaluation no_graph(transfer);
         layer.assign(transfer.cores.size(), 0.0);
         const int64_t n = data.eval.size(0);
         for (int64_t s = 0; s < n; s += cfg.schedule.batch_size) {

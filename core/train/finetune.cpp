@@ -11,6 +11,7 @@
 #include "train/base_model.h"
 #include "train/checkpoint.h"
 #include "train/distill.h"
+#include "train/distill_loss.h"
 #include "train/linearized_model.h"
 #include "util/error.h"
 #include "util/file.h"
@@ -19,6 +20,31 @@
 namespace lincat {
 
 namespace fs = std::filesystem;
+
+torch::Tensor stage2_loss(LlamaModel& student, LlamaModel& teacher, const torch::Tensor& x, double kd_factor,
+                          double xent_factor, bool fused) {
+    auto in = x.narrow(1, 0, x.size(1) - 1);
+    auto targets = x.narrow(1, 1, x.size(1) - 1).reshape(-1);
+    if (!fused) {
+        auto logits = student->forward(in).reshape({-1, student->config().vocab_size});
+        torch::Tensor teacher_logits;
+        if (kd_factor > 0) {
+            torch::NoGradGuard ng;
+            teacher_logits = teacher->forward(in).reshape({-1, logits.size(-1)});
+        }
+        return reference_distill_loss(logits, teacher_logits, targets, kd_factor, xent_factor);
+    }
+    const int64_t C = student->config().hidden_size;
+    auto h = student->hidden(in).reshape({-1, C});
+    torch::Tensor h_teacher;
+    if (kd_factor > 0) {
+        torch::NoGradGuard ng;
+        h_teacher = teacher->hidden(in).reshape({-1, C});
+    } else {
+        h_teacher = h.detach();  // unused without KD
+    }
+    return fused_distill_loss(h, h_teacher, student->head_weight(), targets, kd_factor, xent_factor);
+}
 
 void fill_from_stage1_run(const Workspace& ws, int64_t stage1_run, FinetuneConfig& c) {
     RunRecord r = ws.run(stage1_run);
@@ -83,23 +109,7 @@ FinetuneOutcome finetune(Workspace& ws, BaseModel& base, const FinetuneConfig& c
     TrainHooks hooks;
     hooks.loss = [&](const torch::Tensor& x, const torch::Tensor&, std::vector<double>&) {
         set_lora_training(model, true);
-        auto in = x.narrow(1, 0, x.size(1) - 1);
-        auto logits = model->forward(in).reshape({-1, model->config().vocab_size});
-        torch::Tensor loss = torch::zeros({}, logits.options());
-        if (cfg.xent_factor > 0) {
-            auto target = x.narrow(1, 1, x.size(1) - 1).reshape(-1).to(logits.device());
-            loss = loss + cfg.xent_factor * torch::nn::functional::cross_entropy(logits, target);
-        }
-        if (cfg.kd_factor > 0) {
-            torch::Tensor teacher_logp;
-            {
-                torch::NoGradGuard ng;
-                teacher_logp = torch::log_softmax(teacher->forward(in).reshape({-1, logits.size(-1)}), -1);
-            }
-            auto logp = torch::log_softmax(logits, -1);
-            loss = loss + cfg.kd_factor * (teacher_logp.exp() * (teacher_logp - logp)).sum(-1).mean();
-        }
-        return loss;
+        return stage2_loss(model, teacher, x, cfg.kd_factor, cfg.xent_factor);
     };
     hooks.evaluate = [&](std::vector<double>&) {
         set_lora_training(model, false);

@@ -25,6 +25,13 @@ struct FinetuneOutcome {
     RunStatus status = RunStatus::Created;
 };
 
+// One step's loss on token rows x (B, T): the student's next-token distributions against the
+// teacher's (kd_factor) and the data (xent_factor) on x[:, :-1] -> x[:, 1:]; the teacher runs
+// without grad. fused: from the hidden states in row chunks (train/distill_loss.h); false: the
+// reference from whole logits (tests and `lincat bench train`).
+torch::Tensor stage2_loss(LlamaModel& student, LlamaModel& teacher, const torch::Tensor& x, double kd_factor,
+                          double xent_factor, bool fused = true);
+
 // The data and checkpoint of a stage-1 run, for a finetune config that names only the run.
 void fill_from_stage1_run(const Workspace& ws, int64_t stage1_run, FinetuneConfig& config);
 

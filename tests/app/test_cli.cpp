@@ -1,6 +1,8 @@
 // The lincat binary end to end: what a user types, what they see.
 #include <cmath>
+#include <cstdlib>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "test_util.h"
@@ -151,6 +153,42 @@ TEST(Cli, BenchDecodeStateIsFlatForTheLinearizedModelAndGrowsForTheTeacher) {
     EXPECT_EQ(rows[0]["teacher_state_bytes"].get<int64_t>(), (128 + 3) * per_token);
     EXPECT_EQ(rows[1]["teacher_state_bytes"].get<int64_t>(), (512 + 3) * per_token);
     EXPECT_GT(rows[1]["linear_tokens_per_second"].get<double>(), 0.0);
+
+    // Past --teacher-up-to only the linearized model runs (the teacher's prefill is quadratic).
+    r = lincat::test::run_command(
+        std::string(LINCAT_BINARY_DIR) +
+        "/lincat bench decode --context 32,96 --teacher-up-to 64 --steps 2 --json 2>/dev/null");
+    ASSERT_EQ(r.code, 0) << r.out;
+    rows = parse_json(r.out, "bench decode --json");
+    ASSERT_EQ(rows.size(), 2u);
+    EXPECT_TRUE(rows[0].contains("teacher_tokens_per_second"));
+    EXPECT_FALSE(rows[1].contains("teacher_tokens_per_second"));
+    EXPECT_GT(rows[1]["linear_tokens_per_second"].get<double>(), 0.0);
+}
+
+TEST(Cli, BenchTrainTimesEveryFormAndThePlainPyTorchStep) {
+    lincat::test::default_model_dir();
+    const bool have_torch = std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0;
+    if (!have_torch) std::printf("note: /usr/bin/python3 has no torch; the plain PyTorch row is not checked\n");
+    Result r = lincat::test::run_command(std::string(LINCAT_BINARY_DIR) +
+                                         "/lincat bench train --seq 32 --batch 1 --steps 1 --warmup 0 --json" +
+                                         (have_torch ? "" : " --python ''") + " 2>/dev/null");
+    ASSERT_EQ(r.code, 0) << r.out;
+    json doc = parse_json(r.out, "bench train --json");
+    EXPECT_GT(doc["sgemm_gflops"].get<double>(), 0.0);
+    std::set<std::string> forms;
+    for (auto& row : doc["rows"]) {
+        forms.insert(row["stage"].get<std::string>() + ": " + row["form"].get<std::string>());
+        EXPECT_GT(row["tokens_per_s"].get<double>(), 0.0) << row.dump();
+    }
+    for (auto want : {"stage 1: teacher forward only", "stage 1: lincat, reference", "stage 1: lincat, shared scores",
+                      "stage 2: lincat, reference", "stage 2: lincat, fused loss"})
+        EXPECT_EQ(forms.count(want), 1u) << want;
+    if (have_torch) {
+        bool plain = false;
+        for (auto& f : forms) plain = plain || f.rfind("stage 1: plain PyTorch", 0) == 0;
+        EXPECT_TRUE(plain) << r.out;
+    }
 }
 
 TEST(Cli, FinetuneEvalGenerateAndExportThroughTheWorkspace) {

@@ -164,6 +164,42 @@ TEST(HybridRecurrent, StepByStepMatchesQuadratic) {
     }
 }
 
+TEST(HybridRecurrent, CpuLoopsEqualTheLibTorchStep) {
+    // Past the buffer's capacity (folds), rows and heads in one call, both window kinds.
+    for (auto w : {kTk, kSw}) {
+        Inputs in = random_inputs(3, 2, 70, 8, 6, 14);
+        HybridState loops(w), ops(w);
+        ops.use_cpu_loops(false);
+        double worst = 0;
+        for (int64_t t = 0; t < 70; ++t) {
+            auto s = [&](const torch::Tensor& x) { return x.narrow(2, t, 1); };
+            auto a = loops.step(s(in.q), s(in.k), s(in.v), s(in.f_q), s(in.f_k), in.gamma, in.lambda);
+            auto b = ops.step(s(in.q), s(in.k), s(in.v), s(in.f_q), s(in.f_k), in.gamma, in.lambda);
+            worst = std::max(worst, max_diff(a, b));
+        }
+        EXPECT_LT(worst, 1e-5) << window_kind_name(w.kind);  // fp32, summation order only
+        EXPECT_EQ(loops.bytes(), ops.bytes());
+    }
+}
+
+TEST(HybridRecurrent, GqaDecodeWithMapsInTheLoopsMatchesPrefill) {
+    // Decode through the module: feature maps computed inside the CPU loops, kv heads read per
+    // group of query heads; against the chunked form over the whole sequence.
+    for (auto kind : {WindowKind::Terraced, WindowKind::Sliding}) {
+        torch::manual_seed(8);
+        HybridAttentionImpl attn(
+            HybridOptions(4, 8).feature_dim(5).window({kind, 4, BlockAlign::Start}).decode_window(kind).affine(true));
+        auto q = torch::randn({2, 4, 30, 8}), k = torch::randn({2, 2, 30, 8}), v = torch::randn({2, 2, 30, 8});
+        torch::NoGradGuard ng;
+        auto state = attn.new_state();
+        std::vector<torch::Tensor> outs = {
+            attn.forward(q.narrow(2, 0, 3), k.narrow(2, 0, 3), v.narrow(2, 0, 3), state.get())};
+        for (int64_t t = 3; t < 30; ++t)
+            outs.push_back(attn.forward(q.narrow(2, t, 1), k.narrow(2, t, 1), v.narrow(2, t, 1), state.get()));
+        EXPECT_LT(max_diff(torch::cat(outs, 2), attn.forward(q, k, v, nullptr)), 2e-5) << window_kind_name(kind);
+    }
+}
+
 TEST(HybridRecurrent, StateMemoryIsConstant) {
     HybridState state(kTk);
     Inputs in = random_inputs(1, 2, 100, 8, 6, 12);

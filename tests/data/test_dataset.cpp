@@ -2,6 +2,8 @@
 
 #include <fstream>
 
+#include "util/progress.h"
+
 #include "test_util.h"
 
 using namespace lincat;
@@ -63,4 +65,56 @@ TEST(Dataset, TeacherSamplesAreSeededAndStartAtBos) {
     EXPECT_FALSE(torch::equal(a, c));
     EXPECT_TRUE((a.select(1, 0) == 1).all().item<bool>());
     EXPECT_EQ(a.sizes(), (std::vector<int64_t>{5, 12}));
+}
+
+namespace {
+LlamaModel random_tiny_model(int64_t vocab) {
+    LlamaModel m(parse_model_config(R"({"model_type": "llama", "vocab_size": )" + std::to_string(vocab) +
+                                        R"(, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2,
+        "num_attention_heads": 2})",
+                                    "tiny"));
+    torch::manual_seed(3);
+    torch::NoGradGuard ng;
+    for (auto& p : m->named_parameters())
+        if (p.key().find("norm") == std::string::npos) p.value().normal_(0, 0.5);
+    m->eval();
+    return m;
+}
+}  // namespace
+
+TEST(Dataset, TeacherSamplesDoNotDependOnBatching) {
+    LlamaModel m = random_tiny_model(50);
+    auto all = sample_teacher_sequences(m, 7, 20, 11, 1);
+    auto by_two = sample_teacher_sequences(m, 7, 20, 11, 1, /*max_batch=*/2);
+    EXPECT_TRUE(torch::equal(all, by_two));
+    EXPECT_GE(sampling_batch_rows(m->config(), 20, 4, 1), 1);
+    // stories15M-sized rows: 2 x 6 layers x 288 x 256 tokens x 4 B of KV cache + 3 x 32000 x 4 B.
+    ModelConfig c = m->config();
+    c.num_hidden_layers = 6, c.hidden_size = 288, c.num_attention_heads = 6, c.num_key_value_heads = 6, c.head_dim = 48,
+    c.vocab_size = 32000;
+    EXPECT_EQ(sampling_batch_rows(c, 256, 4, int64_t(1000) * (2 * 6 * 288 * 256 * 4 + 3 * 32000 * 4)), 1000);
+}
+
+TEST(Dataset, TeacherSamplesFollowTheModelsDistributionAndReportProgress) {
+    const int64_t V = 50, n = 4000;
+    LlamaModel m = random_tiny_model(V);
+    Progress last;
+    int reports = 0;
+    set_progress_sink([&](const Progress& p) { last = p, ++reports; });
+    auto rows = sample_teacher_sequences(m, n, 2, 5, 1);
+    set_progress_sink({});
+    EXPECT_EQ(last.done, n);
+    EXPECT_EQ(last.total, n);
+    EXPECT_EQ(last.unit, "tokens");
+    EXPECT_GE(reports, 2);  // the start and the end at least
+
+    torch::NoGradGuard ng;
+    auto p = torch::softmax(m->forward(torch::full({1, 1}, int64_t(1), torch::kLong)).view({V}), -1);
+    auto counts = torch::bincount(rows.select(1, 1), {}, V).to(torch::kFloat64);
+    auto expected = p.to(torch::kFloat64) * double(n);
+    // Pearson's chi-square over 49 degrees of freedom: mean 49, sd 9.9; 110 is p < 1e-5. A sampler
+    // off by one token, or drawing uniformly, lands in the thousands.
+    const double chi2 = ((counts - expected).pow(2) / expected).sum().item<double>();
+    EXPECT_LT(chi2, 110.0) << "first-token counts do not follow softmax(logits)";
+    EXPECT_GT(p.max().item<double>(), 3.0 / double(V));  // the check has a non-uniform target
 }
