@@ -249,9 +249,8 @@ torch::Tensor HybridState::step(const torch::Tensor& q, const torch::Tensor& k, 
         ++length_;
         return y;
     }
-    if (cpu_loops_ && !needs_grad && q.is_cpu() && q.scalar_type() == torch::kFloat32 &&
-        f_q.scalar_type() == torch::kFloat32 && k.scalar_type() == torch::kFloat32 &&
-        v.scalar_type() == torch::kFloat32 && f_k.scalar_type() == torch::kFloat32)
+    if (decodes_with_cpu_loops(q, k, v, gamma) && f_q.scalar_type() == torch::kFloat32 &&
+        f_k.scalar_type() == torch::kFloat32)
         return step_cpu_loops(q, k, v, f_q, f_k, gamma, lambda, {}, {});
     // The token that last used this slot leaves the buffer: fold it into the linear state.
     if (p >= cap) {
@@ -270,20 +269,6 @@ torch::Tensor HybridState::step(const torch::Tensor& q, const torch::Tensor& k, 
     auto qf = q.to(torch::kFloat32), fq = f_q.to(torch::kFloat32);
     auto g = gamma.to(torch::kFloat32).view({1, H, 1, 1}), l = lambda.to(torch::kFloat32).view({1, H, 1, 1});
     ++length_;
-    if (p >= cap && !needs_grad) {
-        // A full buffer: which slots are in W(p) depends on p mod capacity only (tables made
-        // once), and without a graph every step works in place: about half the operations.
-        if (!window_bias_.defined()) make_phase_tables(q.device());
-        const int64_t phase = p % cap;
-        auto a = torch::matmul(qf * (1.0 / std::sqrt(double(d))), ring_k_.transpose(-1, -2))
-                     .add_(window_bias_[phase]);  // (B,H,1,cap)
-        a.sub_(a.amax(-1, true)).exp_().mul_(g);
-        if (window_.kind == WindowKind::Terraced)  // buffered tokens left of the window are linear
-            a.add_(torch::matmul(fq, ring_f_.transpose(-1, -2)).mul_(linear_mask_[phase]).mul_(l));
-        auto num = torch::matmul(a, ring_v_).add_(torch::matmul(fq, S_).mul_(l));
-        auto den = a.sum(-1, true).add_(torch::matmul(fq, z_.unsqueeze(-1)).mul_(l));
-        return num.div_(den);
-    }
     // Which buffered tokens are in W(p); the rest of the buffer is linear.
     auto valid = ring_pos_ >= 0;
     torch::Tensor win;
@@ -427,23 +412,6 @@ torch::Tensor HybridState::step_cpu_loops(const torch::Tensor& q_in, const torch
     return y;
 }
 
-void HybridState::make_phase_tables(torch::Device device) {
-    // At any p >= capacity slot j holds position p - ((p - j) mod cap); take p = cap + phase.
-    const int64_t cap = capacity();
-    auto phase = torch::arange(cap, torch::kLong).view({cap, 1}),
-         slot = torch::arange(cap, torch::kLong).view({1, cap});
-    auto p = phase + cap;
-    auto pos = p - (p - slot).remainder(cap);
-    torch::Tensor win;
-    if (window_.kind == WindowKind::Sliding) {
-        win = p - pos < window_.size;
-    } else {
-        win = pos.div(window_.size, "floor") >= p.div(window_.size, "floor") - 1;
-    }
-    window_bias_ = torch::zeros({cap, cap}).masked_fill_(win.logical_not(), -INFINITY).to(device);
-    linear_mask_ = win.logical_not().to(torch::kFloat32).to(device);
-}
-
 void HybridState::absorb_prefill(const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& f_k) {
     if (length_ != 0) fail("hybrid decode: absorb_prefill needs an empty state");
     allocate(k, f_k);
@@ -504,14 +472,11 @@ torch::Tensor HybridAttentionImpl::forward(const torch::Tensor& q, const torch::
     if (q.dim() != 4 || q.size(1) != options_.heads() || q.size(3) != options_.head_dim())
         fail("hybrid attention: expected q (B, ", options_.heads(), ", T, ", options_.head_dim(), "), got ", q.sizes());
     auto g = gamma(), l = lambda();
-    const bool graph =
-        torch::GradMode::is_enabled() &&
-        (q.requires_grad() || k_in.requires_grad() || v_in.requires_grad() || feature_map_q->layer.requires_grad() ||
-         feature_map_k->layer.requires_grad() || window_factors.requires_grad());
-    if (auto* hs = dynamic_cast<HybridState*>(state);
-        hs && !graph && q.size(2) == 1 && hs->length() > 0 && hs->decodes_with_cpu_loops(q, g) &&
-        options_.feature_map() == FeatureMapKind::SoftmaxDim && k_in.scalar_type() == torch::kFloat32 &&
-        v_in.scalar_type() == torch::kFloat32) {
+    const bool maps_graph =
+        torch::GradMode::is_enabled() && (feature_map_q->layer.requires_grad() || feature_map_k->layer.requires_grad());
+    if (auto* hs = dynamic_cast<HybridState*>(state); hs && q.size(2) == 1 && hs->length() > 0 &&
+                                                      options_.feature_map() == FeatureMapKind::SoftmaxDim &&
+                                                      !maps_graph && hs->decodes_with_cpu_loops(q, k_in, v_in, g)) {
         // One decode token: feature maps, GQA and the step in one pass of plain loops.
         return hs->step_cpu_loops(q, k_in, v_in, {}, {}, g, l, feature_map_q->layer, feature_map_k->layer);
     }

@@ -63,9 +63,13 @@ class HybridState : public AttentionState {
     // Whether a step on these inputs runs as CPU loops; then step_cpu_loops may also compute the
     // softmax_dim feature maps itself from their weights wq, wk (H, d, f), f_q and f_k undefined,
     // with k and v given per kv head.
-    bool decodes_with_cpu_loops(const torch::Tensor& q, const torch::Tensor& gamma) const {
-        return cpu_loops_ && !kernel_ && q.is_cpu() && q.scalar_type() == torch::kFloat32 &&
-               !(torch::GradMode::is_enabled() && (q.requires_grad() || gamma.requires_grad()));
+    bool decodes_with_cpu_loops(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                const torch::Tensor& gamma) const {
+        const bool fp32_cpu = q.is_cpu() && q.scalar_type() == torch::kFloat32 && k.scalar_type() == torch::kFloat32 &&
+                              v.scalar_type() == torch::kFloat32;
+        const bool graph = torch::GradMode::is_enabled() &&
+                           (q.requires_grad() || k.requires_grad() || v.requires_grad() || gamma.requires_grad());
+        return cpu_loops_ && !kernel_ && fp32_cpu && !graph;
     }
     torch::Tensor step_cpu_loops(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                  const torch::Tensor& f_q, const torch::Tensor& f_k, const torch::Tensor& gamma,
@@ -73,14 +77,10 @@ class HybridState : public AttentionState {
 
   private:
     void allocate(const torch::Tensor& k, const torch::Tensor& f_k);
-    void make_phase_tables(torch::Device device);
     WindowSpec window_;
     torch::Tensor S_, z_;                     // fp32
     torch::Tensor ring_k_, ring_v_, ring_f_;  // (B, H, cap, d|F) fp32
     torch::Tensor ring_pos_;                  // (cap) int64, -1 = empty
-    // Per phase p mod cap of a full buffer (cap, cap) fp32: 0 / -inf on the window's slots,
-    // 1 / 0 on the linear ones.
-    torch::Tensor window_bias_, linear_mask_;
     int64_t length_ = 0;
     std::optional<KernelBackend> kernel_;
     bool cpu_loops_ = true;
