@@ -8,6 +8,7 @@ packages=(
   qt6-base-dev qt6-svg-dev libqt6sql6-sqlite libqcustomplot-dev libqcustomplot2.1-qt6 libgl-dev
   libsqlite3-dev libgtest-dev nlohmann-json3-dev xvfb xauth
   libpcre2-dev libutf8proc-dev       # byte-level BPE: Unicode regex (PCRE2, UTF + UCP) and NFC (utf8proc)
+  libyaml-cpp-dev                    # LoLCATs model configs (YAML) in import-lolcats / export --format lolcats
 )
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 # --hardening: also clang and libFuzzer for the sanitizer and fuzz steps (.ci/run, tests/fuzz/run.sh).

@@ -1,5 +1,4 @@
-// lincat eval (a linearized checkpoint against its base model) and lincat export (merge LoRA,
-// write a whole Hugging Face folder).
+// lincat eval: a linearized checkpoint against its base model.
 #include <cstdio>
 
 #include "cli/args.h"
@@ -8,7 +7,6 @@
 #include "eval/evaluate.h"
 #include "model/model_dir.h"
 #include "train/checkpoint.h"
-#include "train/export.h"
 #include "util/error.h"
 #include "util/events.h"
 #include "util/file.h"
@@ -71,24 +69,6 @@ int cmd_eval(const Argv& argv) {
                         r["acc_norm,none"].get<double>(), r["acc_norm_stderr,none"].get<double>(),
                         tr["acc,none"].get<double>(), tr["acc_norm,none"].get<double>());
         }
-    return 0;
-}
-
-int cmd_export(const Argv& argv) {
-    Args a("export",
-           {{"model", "base model folder or cache name", false, "default"},
-            {"workspace", "workspace folder (with --run)"},
-            {"run", "export this run's best checkpoint"},
-            {"checkpoint", "or: a linearized checkpoint folder"},
-            {"out", "new output folder"}},
-           argv);
-    if (!a.has("out")) fail("--out DIR is required\n", a.help());
-    std::string model_dir = resolve_model_dir(a.get("model", "default"));
-    std::string checkpoint = checkpoint_from_args(a);
-    if (checkpoint.empty()) fail("give --run N (with --workspace) or --checkpoint DIR\n", a.help());
-    std::string lin = export_linearized_model(model_dir, checkpoint, a.get("out"));
-    std::printf("exported %s + %s -> %s\nuse: lincat generate --model %s --checkpoint %s\n", model_dir.c_str(),
-                checkpoint.c_str(), a.get("out").c_str(), a.get("out").c_str(), lin.c_str());
     return 0;
 }
 

@@ -26,7 +26,8 @@ static void usage() {
                  "  distill         stage 1: attention transfer into hybrid layers (recorded in a workspace)\n"
                  "  finetune        stage 2: LoRA finetune of a linearized model\n"
                  "  eval            teacher vs linearized: perplexity, top-1, KL, layer MSE, multiple choice\n"
-                 "  export          merge LoRA into the weights and write a whole Hugging Face folder\n"
+                 "  export          write a checkpoint as a merged Hugging Face folder, LoLCATs files or a PEFT adapter\n"
+                 "  import-lolcats  a LoLCATs checkpoint (distill.pt, finetune.pt, YAML) into workspace runs\n"
                  "  plan            k-block planner: disk, GPU memory and time of block-wise stage 1\n"
                  "  dump-states     block-wise: save the hidden state entering each block of k layers\n"
                  "  stitch          block-wise: merge the trained blocks into one stage-1 run\n"
@@ -52,6 +53,7 @@ int main(int argc, char** argv) {
         {"finetune", cmd_finetune},
         {"eval", cmd_eval},
         {"export", cmd_export},
+        {"import-lolcats", cmd_import_lolcats},
         {"plan", cmd_plan},
         {"dump-states", cmd_dump_states},
         {"stitch", cmd_stitch},

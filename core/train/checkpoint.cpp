@@ -35,17 +35,30 @@ std::vector<std::pair<std::string, torch::Tensor>> linearized_tensors(const Llam
 std::string save_linear_checkpoint(const std::string& dir, const LlamaModel& model, const LinearizeOptions& o,
                                    const std::string& base_model_hash, const LoraOptions* lora,
                                    const std::function<void(const std::string&)>& extra) {
+    std::vector<std::pair<std::string, torch::Tensor>> adapters;
+    if (lora) {
+        adapters = lora_tensors(model);
+        if (adapters.empty()) fail(dir, ": cannot write checkpoint: the model has no LoRA adapters attached");
+    }
+    return save_checkpoint_tensors(dir, linearized_tensors(model), o, model->num_layers(), base_model_hash, lora,
+                                   adapters, extra);
+}
+
+std::string save_checkpoint_tensors(const std::string& dir,
+                                    const std::vector<std::pair<std::string, torch::Tensor>>& linear,
+                                    const LinearizeOptions& o, int64_t num_layers, const std::string& base_model_hash,
+                                    const LoraOptions* lora,
+                                    const std::vector<std::pair<std::string, torch::Tensor>>& adapters,
+                                    const std::function<void(const std::string&)>& extra) {
     fs::path out(dir), tmp = dir + ".tmp." + std::to_string(getpid());
     fs::remove_all(tmp);
     fs::create_directories(tmp);
     try {
-        save_tensors((tmp / "linear.safetensors").string(), linearized_tensors(model));
-        write_file_atomic((tmp / "linearization.json").string(),
-                          linearization_to_json(o, model->num_layers(), base_model_hash));
+        save_tensors((tmp / "linear.safetensors").string(), linear);
+        write_file_atomic((tmp / "linearization.json").string(), linearization_to_json(o, num_layers, base_model_hash));
         if (lora) {
-            auto tensors = lora_tensors(model);
-            if (tensors.empty()) fail("the model has no LoRA adapters attached");
-            save_tensors((tmp / "adapter.safetensors").string(), tensors);
+            if (adapters.empty()) fail("the checkpoint has LoRA options but no adapter tensors");
+            save_tensors((tmp / "adapter.safetensors").string(), adapters);
             write_file_atomic((tmp / "adapter.json").string(), lora_options_to_json(*lora));
         }
         if (extra) extra(tmp.string());

@@ -25,6 +25,14 @@ std::vector<std::pair<std::string, torch::Tensor>> linearized_tensors(const Llam
 std::string save_linear_checkpoint(const std::string& dir, const LlamaModel& model, const LinearizeOptions& o,
                                    const std::string& base_model_hash, const LoraOptions* lora = nullptr,
                                    const std::function<void(const std::string& dir)>& extra = {});
+// The same folder from named tensors, without a model (an import): linear = the linearized
+// tensors under their model-level names, lora_tensors = PEFT-style adapter names.
+std::string save_checkpoint_tensors(const std::string& dir,
+                                    const std::vector<std::pair<std::string, torch::Tensor>>& linear,
+                                    const LinearizeOptions& o, int64_t num_layers, const std::string& base_model_hash,
+                                    const LoraOptions* lora = nullptr,
+                                    const std::vector<std::pair<std::string, torch::Tensor>>& lora_tensors = {},
+                                    const std::function<void(const std::string& dir)>& extra = {});
 // Reads linearization.json after checking it against checksum.txt.
 LinearizeOptions checkpoint_linearization(const std::string& checkpoint_dir, std::string* base_model_hash);
 

@@ -16,7 +16,7 @@ namespace lincat {
 namespace fs = std::filesystem;
 
 std::string export_linearized_model(const std::string& model_dir, const std::string& checkpoint_dir,
-                                    const std::string& out_dir) {
+                                    const std::string& out_dir, const std::string& model_card) {
     if (fs::exists(out_dir)) fail(out_dir, ": already exists; export writes a new folder");
     LlamaModel model = load_linearized(model_dir, checkpoint_dir, torch::kFloat32);  // adapters merged
     LinearizeOptions o = checkpoint_linearization(checkpoint_dir, nullptr);
@@ -35,6 +35,7 @@ std::string export_linearized_model(const std::string& model_dir, const std::str
                 continue;
             fs::copy_file(e.path(), tmp / name);
         }
+        if (!model_card.empty()) write_file_atomic((tmp / "README.md").string(), model_card);
         std::string hash = model_fingerprint(tmp.string());
         save_linear_checkpoint((tmp / "linearization").string(), model, o, hash);
         fs::rename(tmp, out_dir);
