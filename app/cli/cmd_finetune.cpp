@@ -8,6 +8,7 @@
 #include "cli/outcomes.h"
 #include "eval/evaluate.h"
 #include "model/model_dir.h"
+#include "train/ablation_spec.h"
 #include "train/distill.h"
 #include "train/finetune.h"
 #include "util/error.h"
@@ -69,6 +70,8 @@ int cmd_linearize(const Argv& argv) {
         {"workspace", "workspace folder", false, "lincat-workspace"},
         {"data", "comma-separated text / .jsonl (Alpaca) files", false, "text sampled from the teacher"},
         {"tasks", "multiple-choice JSONL files for the final eval"},
+        {"keep-softmax",
+         "layers kept softmax (LoLCATs' softmax_attentions), e.g. 4,5: every other layer is linearized"},
         {"json", "print the final evaluation as JSON", true}};
     for (auto& [key, cli] : stage1) specs.push_back(option_of(field_of(distill_fields(), key), cli));
     specs.push_back(option_of(field_of(finetune_fields(), "steps"), "stage2-steps"));
@@ -83,6 +86,8 @@ int cmd_linearize(const Argv& argv) {
     DistillConfig d;
     d.data.seq_len = default_seq_len(mc.max_position_embeddings);
     for (auto& [key, cli] : stage1) read_option(a, field_of(distill_fields(), key), d, cli);
+    if (a.has("keep-softmax"))
+        d.linearize.layers = layers_keeping_softmax(a.get("keep-softmax"), mc.num_hidden_layers, "--keep-softmax");
     table_validate(distill_fields(), d, "linearize", /*cli_names=*/true);
     add_data_files(d.data, a.get("data"));
     std::fprintf(stderr, "lincat linearize: %s -> workspace %s\n[1/3] stage 1: attention transfer\n", model_dir.c_str(),

@@ -111,7 +111,7 @@ int cmd_import_lolcats(const Argv& argv) {
                 f.finetune.c_str(), (long long)r.distill_run);
     if (r.finetune_run) std::printf(", run %lld (finetune)", (long long)r.finetune_run);
     const long long last = (long long)(r.finetune_run ? r.finetune_run : r.distill_run);
-    std::printf("\nnext: lincat eval --model %s --workspace %s --run %lld --data FILE\n", model_dir.c_str(),
+    std::printf("\nnext: lincat eval --model %s --workspace %s --run %lld [--data FILE]\n", model_dir.c_str(),
                 ws.dir().c_str(), last);
     return 0;
 }

@@ -25,6 +25,7 @@ int cmd_linearize(const Argv& argv);
 int cmd_eval(const Argv& argv);
 int cmd_export(const Argv& argv);
 int cmd_import_lolcats(const Argv& argv);
+int cmd_ablate(const Argv& argv);
 int cmd_dump_states(const Argv& argv);
 int cmd_stitch(const Argv& argv);
 int cmd_slurm(const Argv& argv);

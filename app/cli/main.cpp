@@ -25,6 +25,7 @@ static void usage() {
                  "  linearize       stage 1 + stage 2 + eval in one command (the main job)\n"
                  "  distill         stage 1: attention transfer into hybrid layers (recorded in a workspace)\n"
                  "  finetune        stage 2: LoRA finetune of a linearized model\n"
+                 "  ablate          linearization variants at the same tokens, one table (ppl, top-1, KL, MSE, state)\n"
                  "  eval            teacher vs linearized: perplexity, top-1, KL, layer MSE, multiple choice\n"
                  "  export          write a checkpoint as a merged Hugging Face folder, LoLCATs files or a PEFT adapter\n"
                  "  import-lolcats  a LoLCATs checkpoint (distill.pt, finetune.pt, YAML) into workspace runs\n"
@@ -52,6 +53,7 @@ int main(int argc, char** argv) {
         {"distill", cmd_distill},
         {"finetune", cmd_finetune},
         {"eval", cmd_eval},
+        {"ablate", cmd_ablate},
         {"export", cmd_export},
         {"import-lolcats", cmd_import_lolcats},
         {"plan", cmd_plan},

@@ -191,6 +191,49 @@ TEST(Cli, BenchTrainTimesEveryFormAndThePlainPyTorchStep) {
     }
 }
 
+TEST(Cli, AblateGivesOneRowPerVariantAndStageFromOneCommand) {
+    lincat::test::default_model_dir();
+    lincat::test::TempDir d;
+    Result r = lincat::test::run_command(
+        std::string(LINCAT_BINARY_DIR) + "/lincat ablate --workspace " + d.file("ws") +
+        " --variants 'lolcats; window=16 stage2=off; keep_softmax=5' --seq-len 64 --teacher-sequences 16"
+        " --stage1-steps 2 --stage2-steps 1 --json 2>/dev/null");
+    ASSERT_EQ(r.code, 0) << r.out;
+    std::vector<json> rows;
+    std::istringstream lines(r.out);
+    for (std::string line; std::getline(lines, line);) rows.push_back(parse_json(line, "ablate --json"));
+    ASSERT_EQ(rows.size(), 5u) << r.out;  // lolcats x 2 stages, window=16 stage 1 only, keep_softmax x 2
+    auto at = [&](const std::string& v, const std::string& stage) {
+        for (auto& row : rows)
+            if (row["variant"] == v && row["stage"] == stage) return row;
+        ADD_FAILURE() << "no row " << v << " / " << stage;
+        return json::object();
+    };
+    json lol1 = at("lolcats", "stage 1"), lol2 = at("lolcats", "stage 2"), w16 = at("window=16 stage2=off", "stage 1");
+    json keep = at("keep_softmax=5", "stage 1");
+    for (auto& row : rows) {
+        EXPECT_GT(row["student_ppl"].get<double>(), 0.0) << row.dump();
+        EXPECT_EQ(row["teacher_ppl"], lol1["teacher_ppl"]) << "every variant is judged on the same held-out rows";
+    }
+    EXPECT_EQ(w16["tokens"], lol1["tokens"]);  // the same stage-1 budget
+    EXPECT_GT(lol2["trained_parameters"].get<int64_t>(), lol1["trained_parameters"].get<int64_t>());  // + LoRA
+    EXPECT_LT(keep["trained_parameters"].get<int64_t>(), lol1["trained_parameters"].get<int64_t>());
+    EXPECT_EQ(keep["layers"].size(), 5u);
+    // Constant memory when every layer is hybrid; a softmax layer's KV cache grows by K and V per token.
+    EXPECT_EQ(lol1["state_bytes_per_token"].get<int64_t>(), 0);
+    EXPECT_EQ(keep["state_bytes_per_token"].get<int64_t>(), 2 * 288 * 4);  // stories15M: kv dim 288, fp32
+    EXPECT_LT(w16["state_bytes"].get<int64_t>(), lol1["state_bytes"].get<int64_t>());
+}
+
+TEST(Cli, LinearizeKeepSoftmaxNamesABadLayer) {
+    lincat::test::default_model_dir();
+    lincat::test::TempDir d;
+    Result r = lincat::test::run_command(std::string(LINCAT_BINARY_DIR) + "/lincat linearize --workspace " +
+                                         d.file("ws") + " --keep-softmax 4,9 2>&1");
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("--keep-softmax: keep_softmax layer 9 not in [0, 6)"), std::string::npos) << r.out;
+}
+
 TEST(Cli, FinetuneEvalGenerateAndExportThroughTheWorkspace) {
     lincat::test::default_model_dir();
     lincat::test::TempDir d;

@@ -1,0 +1,54 @@
+// lincat ablate's variant specs: parsed into field assignments over the stages' own tables.
+#include <gtest/gtest.h>
+
+#include "test_util.h"
+#include "train/ablation_spec.h"
+
+using namespace lincat;
+using lincat::test::expect_error;
+
+TEST(AblationSpec, VariantsAssignStageOneAndStageTwoFields) {
+    auto v = parse_ablation_variants(
+        " lolcats ; window=16 variant=sw; keep_softmax=4,5 stage2_lr=1e-3 stage2_lora_rank=4;"
+        "feature_dim=32 stage2=off ");
+    ASSERT_EQ(v.size(), 4u);
+    EXPECT_EQ(v[0].name, "lolcats");
+    EXPECT_TRUE(v[0].stage1.empty() && v[0].stage2.empty() && v[0].run_stage2);
+    DistillConfig base;
+    EXPECT_EQ(ablation_distill_config(v[0], base, 6), base);
+
+    DistillConfig w = ablation_distill_config(v[1], base, 6);
+    EXPECT_EQ(w.linearize.window.size, 16);
+    EXPECT_EQ(w.linearize.window.kind, WindowKind::Sliding);
+    EXPECT_EQ(w.data, base.data);
+
+    DistillConfig k = ablation_distill_config(v[2], base, 6);
+    EXPECT_EQ(k.linearize.layers, (std::vector<int64_t>{0, 1, 2, 3}));
+    FinetuneConfig f = ablation_finetune_config(v[2], FinetuneConfig{});
+    EXPECT_DOUBLE_EQ(f.schedule.lr, 1e-3);
+    EXPECT_EQ(f.lora.rank, 4);
+
+    EXPECT_EQ(ablation_distill_config(parse_ablation_variants("keep_softmax=1,2,3,4,5")[0], base, 6).linearize.layers,
+              (std::vector<int64_t>{0}));
+    EXPECT_EQ(ablation_distill_config(parse_ablation_variants("layers=2")[0], base, 6).linearize.layers,
+              (std::vector<int64_t>{2}));
+    EXPECT_EQ(layers_keeping_softmax("5", 6, "x"), (std::vector<int64_t>{0, 1, 2, 3, 4}));
+    EXPECT_FALSE(v[3].run_stage2);
+    EXPECT_EQ(ablation_distill_config(v[3], base, 6).linearize.feature_dim, 32);
+}
+
+TEST(AblationSpec, WhatWouldChangeTheBudgetOrIsNotAnOptionIsRefused) {
+    DistillConfig base;
+    auto one = [](const std::string& s) { return parse_ablation_variants(s).front(); };
+    expect_error([&] { ablation_distill_config(one("windw=16"), base, 6); }, {"variant 'windw=16'", "'windw'"});
+    expect_error([&] { ablation_distill_config(one("steps=10"), base, 6); }, {"'steps'"});
+    expect_error([&] { ablation_distill_config(one("teacher_sequences=8"), base, 6); }, {"'teacher_sequences'"});
+    expect_error([&] { ablation_distill_config(one("window=big"), base, 6); }, {"variant 'window=big'", "window"});
+    expect_error([&] { ablation_distill_config(one("keep_softmax=6"), base, 6); }, {"keep_softmax layer 6"});
+    expect_error([&] { ablation_distill_config(one("keep_softmax=0,1,2,3,4,5"), base, 6); }, {"nothing is linearized"});
+    expect_error([&] { ablation_finetune_config(one("stage2_stage1_run=3"), FinetuneConfig{}); }, {"'stage1_run'"});
+    expect_error([] { parse_ablation_variants("window16"); }, {"'window16'", "key=value"});
+    expect_error([] { parse_ablation_variants("a=1; a=1"); }, {"given twice"});
+    expect_error([] { parse_ablation_variants(" ; "); }, {"no variant"});
+    expect_error([] { parse_ablation_variants("stage2=maybe"); }, {"stage2=maybe"});
+}
