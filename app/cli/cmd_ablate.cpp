@@ -29,6 +29,7 @@ struct Row {
     std::string variant, stage;
     int64_t run = 0, tokens = 0, trained = 0, state_bytes = 0, state_growth = 0;
     double tokens_per_s = 0;
+    bool window_covers = false;  // at this length no query ever reaches the linear part
     json eval;
 };
 
@@ -65,7 +66,8 @@ json row_json(const Row& r, double model_params) {
               {"trained_fraction", double(r.trained) / model_params},
               {"tokens_per_s", r.tokens_per_s},
               {"state_bytes", r.state_bytes},
-              {"state_bytes_per_token", r.state_growth}};
+              {"state_bytes_per_token", r.state_growth},
+              {"window_covers_sequence", r.window_covers}};
     for (const char* k : {"teacher_ppl", "student_ppl", "top1_agreement", "kl", "layers", "layer_mse"})
         j[k] = r.eval[k];
     return j;
@@ -165,6 +167,8 @@ int cmd_ablate(const Argv& argv) {
         r1.tokens_per_s = double(s1.tokens) / std::max(s1_seconds, 1e-9);
         r1.eval = evaluate(s1.checkpoint, s1.run, configs[i].data);
         std::tie(r1.state_bytes, r1.state_growth) = state_bytes_at(base, s1.checkpoint, context);
+        const WindowSpec& w = configs[i].linearize.window;
+        r1.window_covers = w.size * (w.kind == WindowKind::Terraced ? 2 : 1) >= context;
         rows.push_back(r1);
         emit_event("ablation", row_json(r1, model_params));
         if (!v.run_stage2) continue;

@@ -223,6 +223,9 @@ TEST(Cli, AblateGivesOneRowPerVariantAndStageFromOneCommand) {
     EXPECT_EQ(lol1["state_bytes_per_token"].get<int64_t>(), 0);
     EXPECT_EQ(keep["state_bytes_per_token"].get<int64_t>(), 2 * 288 * 4);  // stories15M: kv dim 288, fp32
     EXPECT_LT(w16["state_bytes"].get<int64_t>(), lol1["state_bytes"].get<int64_t>());
+    // At 64 tokens a tk window of 64 covers every query (two blocks): flagged; one of 16 does not.
+    EXPECT_TRUE(lol1["window_covers_sequence"].get<bool>());
+    EXPECT_FALSE(w16["window_covers_sequence"].get<bool>());
 }
 
 TEST(Cli, LinearizeKeepSoftmaxNamesABadLayer) {
