@@ -60,10 +60,27 @@ int cmd_export(const Argv& argv) {
 
     std::vector<std::string> files;
     if (format == ExportFormat::HuggingFace) {
-        std::string lin = export_linearized_model(model_dir, checkpoint, out, text);
-        std::printf(
-            "exported %s + %s -> %s (README.md is its model card)\nuse: lincat generate --model %s --checkpoint %s\n",
-            model_dir.c_str(), checkpoint.c_str(), out.c_str(), out.c_str(), lin.c_str());
+        ExportReport r = export_linearized_model(model_dir, checkpoint, out, text);
+        std::printf("exported %s + %s -> %s (%s weights; README.md is its model card)\n", model_dir.c_str(),
+                    checkpoint.c_str(), out.c_str(), r.dtype.c_str());
+        if (r.merged_projections > 0) {
+            std::printf(
+                "LoRA merged into %lld projections in fp32, cast once to %s: rounding up to %.3g against LoRA "
+                "updates up to %.3g\n",
+                (long long)r.merged_projections, r.dtype.c_str(), r.max_cast_rounding, r.max_lora_update);
+            if (r.max_cast_rounding >= 0.5 * r.max_lora_update)
+                std::printf(
+                    "warning: %s rounding is as large as the LoRA updates; the merged weights keep little of "
+                    "stage 2 (use --format peft or lolcats to keep the adapters apart)\n",
+                    r.dtype.c_str());
+        }
+        std::printf("use: lincat generate --model %s --checkpoint %s\n", out.c_str(), r.linearization_dir.c_str());
+        emit_event("result", {{"format", "hf"},
+                              {"out", out},
+                              {"dtype", r.dtype},
+                              {"merged_projections", r.merged_projections},
+                              {"max_lora_update", r.max_lora_update},
+                              {"max_cast_rounding", r.max_cast_rounding}});
         return 0;
     }
     files = format == ExportFormat::Lolcats ? export_lolcats(model_dir, checkpoint, out, text)

@@ -287,6 +287,18 @@ TEST(LolcatsExport, ModelCardCarriesTheMethodAndTheEvaluation) {
     auto x = lincat::test::run_command(kLincat + " export --model " + kModel + " --workspace " + w.ws + " --run " +
                                        last + " --out " + tmp.file("hf") + " 2>&1");
     ASSERT_EQ(x.code, 0) << x.out;
+    // The base model is bf16 (config.json): the merged weights are cast once to it, and the
+    // rounding of that cast is reported against the LoRA updates.
+    EXPECT_NE(x.out.find("(bfloat16 weights"), std::string::npos) << x.out;
+    EXPECT_NE(x.out.find("LoRA merged into 8 projections in fp32, cast once to bfloat16"), std::string::npos) << x.out;
+    std::ifstream weights(tmp.file("hf") + "/model.safetensors", std::ios::binary);
+    uint64_t header = 0;
+    weights.read(reinterpret_cast<char*>(&header), 8);
+    ASSERT_LT(header, uint64_t(1) << 20);
+    std::string names(size_t(header), '\0');
+    weights.read(names.data(), std::streamsize(header));
+    EXPECT_NE(names.find("\"BF16\""), std::string::npos);
+    EXPECT_EQ(names.find("\"F32\""), std::string::npos) << "fp32 weights under a bf16 config.json";
     const std::string card = read_file(tmp.file("hf") + "/README.md");
     char ppl[32];
     std::snprintf(ppl, sizeof ppl, "%.3f", doc["student_ppl"].get<double>());

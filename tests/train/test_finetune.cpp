@@ -106,7 +106,12 @@ TEST(Lora, StageTwoCheckpointAndMergedExportReloadWithSameLogits) {
     auto a = logits_of(adapter_form);
     EXPECT_LT((a - trained).abs().max().item<double>(), 1e-5);  // same tensors, same graph
 
-    std::string lin = export_linearized_model(model_dir, ckpt, d.file("export"));
+    ExportReport report = export_linearized_model(model_dir, ckpt, d.file("export"));
+    const std::string lin = report.linearization_dir;
+    EXPECT_EQ(report.dtype, "float32");  // stories15M's config.json: float32, so no cast rounding
+    EXPECT_EQ(report.merged_projections, 6 * 4);
+    EXPECT_GT(report.max_lora_update, 0.0);
+    EXPECT_EQ(report.max_cast_rounding, 0.0);
     ASSERT_TRUE(std::filesystem::exists(d.file("export") + "/model.safetensors"));
     ASSERT_TRUE(std::filesystem::exists(d.file("export") + "/tokenizer.json"));
     LlamaModel exported = load_linearized(d.file("export"), lin);
