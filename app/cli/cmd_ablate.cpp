@@ -50,8 +50,7 @@ std::pair<int64_t, int64_t> state_bytes_at(BaseModel& base, const std::string& c
 int64_t lora_parameter_count(const ModelConfig& c, const LoraOptions& o) {
     int64_t per_layer = 0;
     for (auto& t : o.targets) {
-        const int64_t in = t == "o_proj" ? c.q_dim() : c.hidden_size;
-        const int64_t out = t == "q_proj" ? c.q_dim() : (t == "k_proj" || t == "v_proj") ? c.kv_dim() : c.hidden_size;
+        auto [in, out] = c.projection_features(t);
         per_layer += o.rank * (in + out);
     }
     return per_layer * c.num_hidden_layers;

@@ -6,18 +6,6 @@
 
 namespace lincat {
 
-static std::vector<int64_t> chosen_layers(const ModelConfig& c, const LinearizeOptions& o) {
-    std::vector<int64_t> layers = o.layers;
-    if (layers.empty())
-        for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers.push_back(i);
-    for (int64_t l : layers)
-        if (l < 0 || l >= c.num_hidden_layers)
-            fail("linearize: layer ", l, " does not exist (the model has ", c.num_hidden_layers, " layers)");
-    std::sort(layers.begin(), layers.end());
-    layers.erase(std::unique(layers.begin(), layers.end()), layers.end());
-    return layers;
-}
-
 static HybridOptions hybrid_options(const ModelConfig& c, const LinearizeOptions& o) {
     return HybridOptions(c.num_attention_heads, c.head_dim)
         .window(o.window)
@@ -31,7 +19,7 @@ static HybridOptions hybrid_options(const ModelConfig& c, const LinearizeOptions
 void linearize(LlamaModel& model, const LinearizeOptions& o) {
     const ModelConfig& c = model->config();
     const torch::Tensor like = model->parameters().front();  // new layers follow the model's device and dtype
-    for (int64_t l : chosen_layers(c, o)) {
+    for (int64_t l : linearized_layers(o, c.num_hidden_layers)) {
         auto core = std::make_shared<HybridAttentionImpl>(hybrid_options(c, o));
         core->to(like.device(), like.scalar_type());
         model->layer(l)->self_attn->set_core(core);
@@ -42,7 +30,7 @@ int64_t linearized_parameter_count(const ModelConfig& c, const LinearizeOptions&
     HybridAttentionImpl probe(hybrid_options(c, o));
     int64_t per_layer = 0;
     for (auto& p : probe.parameters()) per_layer += p.numel();
-    return per_layer * int64_t(chosen_layers(c, o).size());
+    return per_layer * int64_t(linearized_layers(o, c.num_hidden_layers).size());
 }
 
 HybridAttentionImpl* hybrid_core(const LlamaModel& model, int64_t layer) {

@@ -1,5 +1,7 @@
 #include "attention/spec.h"
 
+#include <algorithm>
+
 #include "util/error.h"
 #include "util/json.h"
 
@@ -103,6 +105,18 @@ LinearizeOptions linearization_from_json(const std::string& text, const std::str
     table_from_json(linearize_fields(), j, o, label);
     if (hash) *hash = json_get<std::string>(j, "base_model_hash", label);
     return o;
+}
+
+std::vector<int64_t> linearized_layers(const LinearizeOptions& o, int64_t num_layers) {
+    std::vector<int64_t> layers = o.layers;
+    if (layers.empty())
+        for (int64_t i = 0; i < num_layers; ++i) layers.push_back(i);
+    for (int64_t l : layers)
+        if (l < 0 || l >= num_layers)
+            fail("linearize: layer ", l, " does not exist (the model has ", num_layers, " layers)");
+    std::sort(layers.begin(), layers.end());
+    layers.erase(std::unique(layers.begin(), layers.end()), layers.end());
+    return layers;
 }
 
 }  // namespace lincat

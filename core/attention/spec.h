@@ -39,6 +39,10 @@ struct LinearizeOptions {
     bool operator==(const LinearizeOptions&) const = default;
 };
 
+// The layers o linearizes in a model of num_layers (o.layers, or every layer when empty),
+// sorted and unique; a layer the model does not have is refused.
+std::vector<int64_t> linearized_layers(const LinearizeOptions& o, int64_t num_layers);
+
 // The options' field table (flat keys: variant, window, block_align, feature_map, ...).
 const FieldTable<LinearizeOptions>& linearize_fields();
 

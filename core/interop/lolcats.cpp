@@ -25,20 +25,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::vector<int64_t> linearized_layers(const LinearizeOptions& o, int64_t num_layers) {
-    if (!o.layers.empty()) return o.layers;
-    std::vector<int64_t> all;
-    for (int64_t l = 0; l < num_layers; ++l) all.push_back(l);
-    return all;
-}
-
-// (in, out) features of a Llama projection.
-std::pair<int64_t, int64_t> projection_shape(const ModelConfig& c, const std::string& p) {
-    if (p == "q_proj") return {c.hidden_size, c.q_dim()};
-    if (p == "k_proj" || p == "v_proj") return {c.hidden_size, c.kv_dim()};
-    return {c.q_dim(), c.hidden_size};  // o_proj
-}
-
 struct Collected {
     std::map<std::string, torch::Tensor> linear;    // our names
     std::map<std::string, torch::Tensor> adapters;  // our names
@@ -71,7 +57,7 @@ void collect(const NamedTensors& tensors, const std::string& file, const ModelCo
         if (k->tensor == LolcatsTensor::FeatureMapQ || k->tensor == LolcatsTensor::FeatureMapK) want = {H, d, f};
         if (k->tensor == LolcatsTensor::WindowFactors) want = {1, H, 1, 1};
         if (lora) {
-            auto [in, out] = projection_shape(mc, k->projection);
+            auto [in, out] = mc.projection_features(k->projection);
             const int64_t r = t.dim() == 2 ? (k->tensor == LolcatsTensor::LoraA ? t.size(0) : t.size(1)) : -1;
             if (c.rank == 0 && r > 0) c.rank = r;
             want = k->tensor == LolcatsTensor::LoraA ? std::vector<int64_t>{c.rank, in}

@@ -83,9 +83,8 @@ static std::string fixed(double v, int digits) {
 
 std::string model_card_markdown(const ModelCardFacts& f) {
     const LinearizeOptions& o = f.linearize;
-    std::vector<int64_t> linear = o.layers, kept;
-    if (linear.empty())
-        for (int64_t l = 0; l < f.num_layers; ++l) linear.push_back(l);
+    const std::vector<int64_t> linear = linearized_layers(o, f.num_layers);
+    std::vector<int64_t> kept;
     for (int64_t l = 0; l < f.num_layers; ++l)
         if (std::find(linear.begin(), linear.end(), l) == linear.end()) kept.push_back(l);
     const bool tk = o.window.kind == WindowKind::Terraced;

@@ -1,5 +1,6 @@
 #include "model/config.h"
 
+#include "util/error.h"
 #include "util/file.h"
 #include "util/json.h"
 
@@ -189,6 +190,13 @@ std::string model_config_to_json(const ModelConfig& c) {
     j["eos_token_id"] = c.eos_token_id;
     j["torch_dtype"] = c.torch_dtype;
     return j.dump(2) + "\n";
+}
+
+std::pair<int64_t, int64_t> ModelConfig::projection_features(const std::string& p) const {
+    if (p == "q_proj") return {hidden_size, q_dim()};
+    if (p == "k_proj" || p == "v_proj") return {hidden_size, kv_dim()};
+    if (p == "o_proj") return {q_dim(), hidden_size};
+    fail("projection '", p, "': q_proj, k_proj, v_proj or o_proj");
 }
 
 }  // namespace lincat

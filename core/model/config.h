@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 namespace lincat {
 
@@ -42,6 +43,8 @@ struct ModelConfig {
     bool has_qkv_bias() const { return attention_bias || qkv_bias; }
     int64_t q_dim() const { return num_attention_heads * head_dim; }
     int64_t kv_dim() const { return num_key_value_heads * head_dim; }
+    // (in, out) features of an attention projection: q_proj, k_proj, v_proj or o_proj.
+    std::pair<int64_t, int64_t> projection_features(const std::string& projection) const;
     int64_t parameter_count() const;
 };
 
