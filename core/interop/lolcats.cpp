@@ -28,7 +28,6 @@ namespace {
 struct Collected {
     std::map<std::string, torch::Tensor> linear;    // our names
     std::map<std::string, torch::Tensor> adapters;  // our names
-    std::map<std::string, std::string> source;      // our name -> "file: key", to catch duplicates
     int64_t rank = 0;
     std::set<std::string> projections;
 };
@@ -74,7 +73,6 @@ void collect(const NamedTensors& tensors, const std::string& file, const ModelCo
         if (k->tensor == LolcatsTensor::WindowFactors) v = v.view({H});
         if (!torch::isfinite(v).all().item<bool>()) fail(file, ": '", key, "' holds NaN or infinite values");
         (lora ? c.adapters : c.linear)[ours] = v;  // a finetune file's feature maps replace the distill file's
-        c.source[ours] = file + ": " + key;
     }
 }
 

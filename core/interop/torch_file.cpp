@@ -11,15 +11,26 @@
 
 namespace lincat {
 
+// The storage dtype names of interop/torch_pickle.h and their torch types: one table, both ways.
+static const std::vector<std::pair<std::string, torch::Dtype>>& dtypes() {
+    static const std::vector<std::pair<std::string, torch::Dtype>> t = {
+        {"float32", torch::kFloat32},   {"float64", torch::kFloat64}, {"float16", torch::kFloat16},
+        {"bfloat16", torch::kBFloat16}, {"int64", torch::kInt64},     {"int32", torch::kInt32},
+        {"int16", torch::kInt16},       {"int8", torch::kInt8},       {"uint8", torch::kUInt8},
+        {"bool", torch::kBool}};
+    return t;
+}
+
 static torch::Dtype torch_dtype(const std::string& name, const std::string& path) {
-    static const std::map<std::string, torch::Dtype> m = {{"float32", torch::kFloat32}, {"float64", torch::kFloat64},
-                                                          {"float16", torch::kFloat16}, {"bfloat16", torch::kBFloat16},
-                                                          {"int64", torch::kInt64},     {"int32", torch::kInt32},
-                                                          {"int16", torch::kInt16},     {"int8", torch::kInt8},
-                                                          {"uint8", torch::kUInt8},     {"bool", torch::kBool}};
-    auto it = m.find(name);
-    if (it == m.end()) fail(path, ": storage dtype ", name, " is not supported");
-    return it->second;
+    for (auto& [n, d] : dtypes())
+        if (n == name) return d;
+    fail(path, ": storage dtype ", name, " is not supported");
+}
+
+static std::string dtype_name(torch::Dtype dtype) {
+    for (auto& [n, d] : dtypes())
+        if (d == dtype) return n;
+    fail("dtype ", c10::toString(dtype), " cannot be written to a torch.save file");
 }
 
 NamedTensors read_torch_state_dict(const std::string& path, const std::string& key, int64_t* step) {
@@ -96,33 +107,6 @@ NamedTensors read_torch_state_dict(const std::string& path, const std::string& k
         out.push_back({name, it->second.as_strided(t.sizes, t.strides, t.offset).clone().contiguous()});
     }
     return out;
-}
-
-static std::string dtype_name(torch::Dtype dtype) {
-    switch (dtype) {
-        case torch::kFloat32:
-            return "float32";
-        case torch::kFloat64:
-            return "float64";
-        case torch::kFloat16:
-            return "float16";
-        case torch::kBFloat16:
-            return "bfloat16";
-        case torch::kInt64:
-            return "int64";
-        case torch::kInt32:
-            return "int32";
-        case torch::kInt16:
-            return "int16";
-        case torch::kInt8:
-            return "int8";
-        case torch::kUInt8:
-            return "uint8";
-        case torch::kBool:
-            return "bool";
-        default:
-            fail("dtype ", c10::toString(dtype), " cannot be written to a torch.save file");
-    }
 }
 
 void write_torch_state_dict(const std::string& path, const std::string& key, const NamedTensors& tensors,
