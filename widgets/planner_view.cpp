@@ -1,5 +1,6 @@
 #include "planner_view.h"
 
+#include <QCheckBox>
 #include <QComboBox>
 #include <QDoubleSpinBox>
 #include <QFile>
@@ -65,6 +66,13 @@ PlannerView::PlannerView(QWidget* parent) : QWidget(parent) {
     utilization_ = spin(0.01, 1, 0.35, 2, "");
     disk_tb_ = spin(0, 1e6, 0, 1, " TB (0: none)");
     disk_tb_->setObjectName("plannerDisk");
+    gpu_price_ = spin(0, 1e4, PlanInput{}.gpu_hour_price, 2, " per GPU-hour");
+    gpu_price_->setObjectName("plannerGpuPrice");
+    disk_price_ = spin(0, 1e6, PlanInput{}.disk_tb_price, 2, " per TB");
+    disk_price_->setObjectName("plannerDiskPrice");
+    calibrate_ = new QCheckBox("Times from the workspace's measured jobs");
+    calibrate_->setObjectName("plannerCalibrate");
+    calibrate_->setEnabled(false);
 
     auto* form = new QFormLayout;
     form->addRow("Model", preset_);
@@ -76,6 +84,9 @@ PlannerView::PlannerView(QWidget* parent) : QWidget(parent) {
     form->addRow("GPU bf16 peak", tflops_);
     form->addRow("Utilisation", utilization_);
     form->addRow("Disk limit", disk_tb_);
+    form->addRow("GPU price", gpu_price_);
+    form->addRow("Disk price", disk_price_);
+    form->addRow("", calibrate_);
     auto* export_json = new QPushButton("Export plan (JSON)…");
     auto* export_slurm = new QPushButton("Export Slurm scripts…");
     connect(export_json, &QPushButton::clicked, this, &PlannerView::export_plan_dialog);
@@ -93,9 +104,12 @@ PlannerView::PlannerView(QWidget* parent) : QWidget(parent) {
     disk_plot_ = make_plot("plannerDiskPlot", "disk for states (TB)", true);
     gpu_plot_ = make_plot("plannerGpuPlot", "GPU memory per block (GB)", true);
     time_plot_ = make_plot("plannerTimePlot", "wall time (hours)", true);
-    table_ = new QTableWidget(0, 7);
+    table_ = new QTableWidget(0, 11);
     table_->setObjectName("plannerTable");
-    table_->setHorizontalHeaderLabels({"k", "blocks", "disk", "GPU mem/block", "dump h", "wall h", "fits"});
+    table_->setHorizontalHeaderLabels({"k", "blocks", "disk", "GPU mem/block", "measured", "dump job mem", "measured",
+                                       "dump h", "wall h", "cost", "fits"});
+    table_->horizontalHeaderItem(4)->setToolTip("Peak resident memory a block job of this k recorded in the workspace");
+    table_->horizontalHeaderItem(6)->setToolTip("Peak resident memory a dump job of this k recorded in the workspace");
     table_->verticalHeader()->setVisible(false);
     table_->setEditTriggers(QAbstractItemView::NoEditTriggers);
     table_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
@@ -113,7 +127,8 @@ PlannerView::PlannerView(QWidget* parent) : QWidget(parent) {
     layout->addLayout(left);
     layout->addWidget(right, 1);
 
-    for (auto* s : {tokens_m_, bytes_, gpu_gb_, tflops_, utilization_, disk_tb_})
+    connect(calibrate_, &QCheckBox::toggled, this, &PlannerView::recompute);
+    for (auto* s : {tokens_m_, bytes_, gpu_gb_, tflops_, utilization_, disk_tb_, gpu_price_, disk_price_})
         connect(s, &QDoubleSpinBox::valueChanged, this, &PlannerView::recompute);
     for (auto* s : {seq_len_, gpus_}) connect(s, &QSpinBox::valueChanged, this, &PlannerView::recompute);
     connect(preset_, &QComboBox::currentTextChanged, this, &PlannerView::recompute);
@@ -124,6 +139,11 @@ PlannerView::PlannerView(QWidget* parent) : QWidget(parent) {
 void PlannerView::set_preset(const QString& name) {
     int i = preset_->findText(name);
     if (i >= 0) preset_->setCurrentIndex(i);
+}
+
+void PlannerView::set_workspace(const QString& dir) {
+    workspace_ = dir;
+    recompute();
 }
 
 void PlannerView::set_tokens(double tokens) {
@@ -187,6 +207,20 @@ void PlannerView::recompute() {
     in.gpu_flops = tflops_->value() * 1e12;
     in.utilization = utilization_->value();
     in.disk_limit_bytes = disk_tb_->value() * 1e12;
+    in.gpu_hour_price = gpu_price_->value();
+    in.disk_tb_price = disk_price_->value();
+    measured_ = {};
+    QString measured_note;
+    if (!workspace_.isEmpty()) {
+        try {
+            measured_ = plan_measurements(workspace_.toStdString(), in.model);
+        } catch (const std::exception& e) {
+            measured_note = QString::fromUtf8(e.what());
+        }
+    }
+    const bool can_calibrate = measured_.dump_flops() > 0 || measured_.block_flops() > 0;
+    calibrate_->setEnabled(can_calibrate);
+    if (can_calibrate && calibrate_->isChecked()) in = calibrated(in, measured_);
     try {
         plan_ = make_plan(in);
     } catch (const std::exception& e) {
@@ -196,12 +230,19 @@ void PlannerView::recompute() {
     table_->setRowCount(int(plan_.rows.size()));
     for (int i = 0; i < int(plan_.rows.size()); ++i) {
         const PlanRow& r = plan_.rows[size_t(i)];
+        auto measured = [](int64_t bytes) {
+            return bytes > 0 ? QString::fromStdString(si_bytes(double(bytes))) : QString("-");
+        };
         QStringList cells = {QString::number(r.k),
                              QString::number(r.blocks),
                              QString::fromStdString(si_bytes(r.disk_bytes)),
                              QString::fromStdString(si_bytes(r.gpu_bytes_per_block)),
+                             measured(measured_.block_peak_rss(r.k)),
+                             QString::fromStdString(si_bytes(r.dump_gpu_bytes)),
+                             measured(measured_.dump_peak_rss(r.k)),
                              QString::number(r.dump_hours, 'f', 1),
                              QString::number(r.hours_wall, 'f', 1),
+                             QString::number(r.cost, 'f', 0),
                              r.fits ? "yes" : (r.fits_gpu ? "no (disk)" : "no (GPU memory)")};
         for (int c = 0; c < cells.size(); ++c) {
             auto* item = new QTableWidgetItem(cells[c]);
@@ -214,11 +255,31 @@ void PlannerView::recompute() {
             table_->setItem(i, c, item);
         }
     }
-    summary_->setText(QString("<b>%1</b>: %2 layers, hidden %3.<br>%4")
+    QString measured_text;
+    if (!measured_note.isEmpty())
+        measured_text = "<br>Measurements: " + measured_note.toHtmlEscaped();
+    else if (!measured_.jobs.empty())
+        measured_text =
+            QString("<br>%1 measured job(s) in the workspace%2.")
+                .arg(measured_.jobs.size())
+                .arg(in.block_flops_measured > 0 || in.dump_flops_measured > 0
+                         ? QString(": times from %1 GFLOP/s measured")
+                               .arg(std::max(in.block_flops_measured, in.dump_flops_measured) / 1e9, 0, 'g', 3)
+                         : QString());
+    const PlanRow* best = plan_.row(plan_.recommended_k);
+    summary_->setText(QString("<b>%1</b>: %2 layers, hidden %3.<br>%4%5%6")
                           .arg(QString::fromStdString(in.model.name))
                           .arg(in.model.layers)
                           .arg(in.model.hidden)
-                          .arg(QString::fromStdString(plan_.reason)));
+                          .arg(QString::fromStdString(plan_.reason))
+                          .arg(best ? QString("<br>Cost at k = %1: %2 GPU-hours, %3 in all (GPU %4 + disk %5).")
+                                          .arg(best->k)
+                                          .arg(best->gpu_hours, 0, 'f', 0)
+                                          .arg(best->cost, 0, 'f', 0)
+                                          .arg(best->cost_gpu, 0, 'f', 0)
+                                          .arg(best->cost_disk, 0, 'f', 0)
+                                    : QString())
+                          .arg(measured_text));
     draw(
         disk_plot_, plan_, [](const PlanRow& r) { return r.disk_bytes / 1e12; }, in.disk_limit_bytes / 1e12);
     draw(

@@ -5,8 +5,10 @@
 
 #include <QWidget>
 
+#include "plan/plan_measured.h"
 #include "plan/planner.h"
 
+class QCheckBox;
 class QComboBox;
 class QDoubleSpinBox;
 class QSpinBox;
@@ -23,6 +25,10 @@ class PlannerView : public QWidget {
 
     void set_preset(const QString& name);
     void set_tokens(double tokens);
+    // The workspace whose dump and block jobs' measured memory and FLOP/s are shown next to the
+    // predictions (and, with "calibrate", replace the assumed throughput); empty: none.
+    void set_workspace(const QString& dir);
+    const PlanMeasurements& measurements() const { return measured_; }
     const Plan& plan() const { return plan_; }
     QTableWidget* table() const { return table_; }
     QString recommendation() const;
@@ -41,7 +47,10 @@ class PlannerView : public QWidget {
     void export_slurm_dialog();
 
     QComboBox* preset_;
-    QDoubleSpinBox *tokens_m_, *bytes_, *gpu_gb_, *tflops_, *utilization_, *disk_tb_;
+    QDoubleSpinBox *tokens_m_, *bytes_, *gpu_gb_, *tflops_, *utilization_, *disk_tb_, *gpu_price_, *disk_price_;
+    QCheckBox* calibrate_;
+    QString workspace_;
+    PlanMeasurements measured_;
     QSpinBox *seq_len_, *gpus_;
     QLabel* summary_;
     QTableWidget* table_;

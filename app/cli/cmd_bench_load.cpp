@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <string>
 
 #include "cli/args.h"
@@ -15,21 +14,9 @@
 #include "util/compute.h"
 #include "util/error.h"
 #include "util/json.h"
+#include "util/process_memory.h"
 
 namespace lincat::cli {
-
-namespace {
-
-// A field of /proc/self/status in bytes ("VmRSS", "VmHWM"); the kernel writes kB.
-int64_t proc_status_bytes(const std::string& field) {
-    std::ifstream in("/proc/self/status");
-    for (std::string line; std::getline(in, line);)
-        if (line.compare(0, field.size() + 1, field + ":") == 0)
-            return std::stoll(line.substr(field.size() + 1)) * 1024;
-    fail("/proc/self/status: no field ", field);
-}
-
-}  // namespace
 
 int bench_load(const Argv& argv) {
     Args a("bench load",
@@ -42,13 +29,13 @@ int bench_load(const Argv& argv) {
     for (auto& e : std::filesystem::directory_iterator(dir))
         if (e.path().extension() == ".safetensors") file_bytes += int64_t(e.file_size());
     // The peak is a high-water mark for the whole process: measure it from a settled start.
-    const int64_t rss_before = proc_status_bytes("VmRSS");
-    const int64_t hwm_before = proc_status_bytes("VmHWM");
+    const int64_t rss_before = resident_bytes();
+    const int64_t hwm_before = peak_resident_bytes();
     auto t0 = std::chrono::steady_clock::now();
     LlamaModel model = load_llama(dir);
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const int64_t rss_after = proc_status_bytes("VmRSS");
-    const int64_t hwm_after = proc_status_bytes("VmHWM");
+    const int64_t rss_after = resident_bytes();
+    const int64_t hwm_after = peak_resident_bytes();
     int64_t weight_bytes = 0;
     for (auto& p : model->parameters()) weight_bytes += p.numel() * int64_t(p.element_size());
     const int64_t peak = std::max(hwm_after, hwm_before) - rss_before;

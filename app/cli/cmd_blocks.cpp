@@ -56,10 +56,23 @@ int dump_states_and_report(Workspace& ws, const std::string& model_dir, const St
                    {"bytes", o.bytes},
                    {"planned_bytes", o.needed_bytes},
                    {"shards_written", o.shards_written},
-                   {"shards_kept", o.shards_kept}};
-    if (emit_result(result, as_json)) return o.status == RunStatus::Completed ? 0 : 1;
+                   {"shards_kept", o.shards_kept},
+                   {"blocks_ready", o.blocks_ready},
+                   {"baseline_rss_bytes", o.baseline_rss_bytes},
+                   {"peak_rss_bytes", o.peak_rss_bytes},
+                   {"layer_tokens_per_second", o.tokens_per_second}};
+    const bool ok = o.status == RunStatus::Completed || o.status == RunStatus::Running;  // Running: later blocks follow
+    if (emit_result(result, as_json)) return ok ? 0 : 1;
     std::printf("run %lld %s: %s\n", (long long)o.run, status.c_str(), fs::absolute(o.dir).string().c_str());
     if (o.status == RunStatus::Cancelled) return 1;
+    if (!o.already_complete)
+        std::printf("this job: peak RSS %s (%s at start), %.0f token-layers/s\n", mb(double(o.peak_rss_bytes)).c_str(),
+                    mb(double(o.baseline_rss_bytes)).c_str(), o.tokens_per_second);
+    if (o.status == RunStatus::Running) {
+        std::printf("blocks 0..%lld of %zu are ready to train (ready.json); dump-states --block %lld continues\n",
+                    (long long)o.blocks_ready - 1, m.blocks.size(), (long long)o.blocks_ready);
+        return 0;
+    }
     std::printf("k = %lld: %zu blocks, %lld train + %lld eval sequences of %lld tokens, %s\n", (long long)m.k,
                 m.blocks.size(), (long long)m.train_rows, (long long)m.eval_rows, (long long)m.seq_len,
                 dtype_name(m.dtype));
@@ -81,6 +94,8 @@ int cmd_dump_states(const Argv& argv) {
         {"dtype", "f32, bf16 or f16", false, "f32"},
         {"data", "comma-separated text / .jsonl (Alpaca) files", false, "text sampled from the teacher"},
         {"shard-rows", "sequences per shard file", false, std::to_string(StateDumpConfig{}.shard_rows)},
+        {"micro-batch", "sequences per teacher forward", false, std::to_string(StateDumpConfig{}.batch)},
+        {"block", "only the states entering this block (needs block-1's; one Slurm job per block)", false, "all"},
         {"json", "print one JSON object with the results on stdout", true}};
     for (auto& key : data_keys) specs.push_back(option_of(field_of(data_fields(), key)));
     Args a("dump-states", specs, argv);
@@ -105,6 +120,8 @@ int cmd_dump_states(const Argv& argv) {
     for (auto& key : data_keys) read_option(a, field_of(data_fields(), key), c.data);  // seed: use distill's --seed
     table_validate(data_fields(), c.data, "dump-states", /*cli_names=*/true);
     c.shard_rows = a.get_int("shard-rows", c.shard_rows);
+    c.batch = a.get_int("micro-batch", c.batch);
+    if (a.has("block")) c.block = a.get_int("block", 0);
     c.out_dir = a.get("out");
     return dump_states_and_report(ws, model_dir, c, a.flag("json"));
 }

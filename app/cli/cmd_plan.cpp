@@ -5,10 +5,20 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "model/model_dir.h"
+#include "plan/plan_measured.h"
 #include "plan/planner.h"
 #include "util/error.h"
 
 namespace lincat::cli {
+
+static std::string money(double v) {
+    char buf[32];
+    if (v >= 1e6)
+        std::snprintf(buf, sizeof buf, "%.2fM", v / 1e6);
+    else
+        std::snprintf(buf, sizeof buf, "%.0f", v);
+    return buf;
+}
 
 int cmd_plan(const Argv& argv) {
     Args a("plan",
@@ -17,12 +27,18 @@ int cmd_plan(const Argv& argv) {
             {"tokens", "training tokens", false, "50M"},
             {"k", "show only this block size"},
             {"bytes", "bytes per saved value", false, "2"},
+            {"weight-bytes", "bytes per frozen weight as computed (4 for fp32 on a CPU)", false, "2"},
             {"seq-len", "training sequence length", false, "1024"},
+            {"micro-batch", "sequences per training micro-batch", false, "1"},
             {"gpu-memory", "bytes of one GPU (80G)", false, "80G"},
             {"gpus", "GPUs available", false, "8"},
             {"gpu-tflops", "dense bf16 TFLOP/s of one GPU", false, "989"},
             {"utilization", "achieved fraction of peak", false, "0.35"},
             {"disk", "disk limit for saved states (e.g. 30T)", false, "none"},
+            {"gpu-hour-price", "price of one GPU-hour", false, "3.00"},
+            {"disk-tb-price", "price of one TB of disk for the run", false, "25"},
+            {"workspace", "show what the dump and block jobs in this workspace measured, next to each figure"},
+            {"calibrate", "a workspace whose measured FLOP/s replace --gpu-tflops x --utilization in the times"},
             {"json", "print a JSON object", true}},
            argv);
     PlanInput in;
@@ -40,12 +56,26 @@ int cmd_plan(const Argv& argv) {
         fail("give --preset NAME or --config FILE\n", a.help());
     in.tokens = a.get_int("tokens", 50'000'000);
     in.bytes_per_value = a.get_double("bytes", 2);
+    in.weight_bytes_per_value = a.get_double("weight-bytes", 2);
     in.seq_len = a.get_int("seq-len", 1024);
+    in.micro_batch = a.get_int("micro-batch", 1);
     in.gpu_bytes = double(a.get_int("gpu-memory", 80'000'000'000));
     in.gpus = a.get_int("gpus", 8);
     in.gpu_flops = a.get_double("gpu-tflops", 989) * 1e12;
     in.utilization = a.get_double("utilization", 0.35);
     in.disk_limit_bytes = a.has("disk") ? double(a.get_int("disk", 0)) : 0;
+    in.gpu_hour_price = a.get_double("gpu-hour-price", in.gpu_hour_price);
+    in.disk_tb_price = a.get_double("disk-tb-price", in.disk_tb_price);
+    PlanMeasurements measured;
+    if (a.has("workspace")) measured = plan_measurements(a.get("workspace"), in.model);
+    if (a.has("calibrate")) {
+        PlanMeasurements cal = plan_measurements(a.get("calibrate"), in.model);
+        if (cal.dump_flops() <= 0 && cal.block_flops() <= 0)
+            fail("plan --calibrate ", a.get("calibrate"), ": no dump or block job of a model shaped ",
+                 plan_shape_key(in.model), " recorded its throughput there");
+        in = calibrated(in, cal);
+        if (!a.has("workspace")) measured = cal;
+    }
     Plan p = make_plan(in);
     if (a.has("k")) {
         PlanRow r = plan_row(in, a.get_int("k", 1));
@@ -55,15 +85,42 @@ int cmd_plan(const Argv& argv) {
         std::printf("%s\n", plan_to_json(p).c_str());
         return 0;
     }
-    std::printf("%s, %.3g M tokens, %.0f bytes/value, %lld GPUs of %s\n", in.model.name.c_str(),
-                double(in.tokens) / 1e6, in.bytes_per_value, (long long)in.gpus, si_bytes(in.gpu_bytes).c_str());
-    std::printf("%4s %6s %12s %14s %10s %10s %10s  %s\n", "k", "blocks", "disk", "GPU mem/block", "dump h", "block h",
-                "wall h", "fits");
-    for (auto& r : p.rows)
-        std::printf("%4lld %6lld %12s %14s %10.1f %10.1f %10.1f  %s%s\n", (long long)r.k, (long long)r.blocks,
-                    si_bytes(r.disk_bytes).c_str(), si_bytes(r.gpu_bytes_per_block).c_str(), r.dump_hours,
-                    r.block_hours, r.hours_wall, r.fits ? "yes" : (r.fits_gpu ? "no (disk)" : "no (GPU memory)"),
+    std::printf("%s, %.3g M tokens, %.0f bytes/value saved, %.0f bytes/weight, %lld GPUs of %s\n",
+                in.model.name.c_str(), double(in.tokens) / 1e6, in.bytes_per_value, in.weight_bytes_per_value,
+                (long long)in.gpus, si_bytes(in.gpu_bytes).c_str());
+    const bool show = !measured.jobs.empty();
+    auto measured_text = [](int64_t bytes) { return bytes > 0 ? si_bytes(double(bytes)) : std::string("-"); };
+    std::printf("%4s %6s %10s %12s %s%12s %s%8s %8s %8s %9s %11s  %s\n", "k", "blocks", "disk", "mem/block",
+                show ? "   measured " : "", "dump mem", show ? "   measured " : "", "dump h", "block h", "wall h",
+                "GPU-h", "cost", "fits");
+    for (auto& r : p.rows) {
+        auto col = [&](int64_t bytes) {
+            char buf[32];
+            std::snprintf(buf, sizeof buf, " %11s ", measured_text(bytes).c_str());
+            return show ? std::string(buf) : std::string();
+        };
+        const std::string m1 = col(measured.block_peak_rss(r.k)), m2 = col(measured.dump_peak_rss(r.k));
+        std::printf("%4lld %6lld %10s %12s %s%12s %s%8.1f %8.1f %8.1f %9.0f %11s  %s%s\n", (long long)r.k,
+                    (long long)r.blocks, si_bytes(r.disk_bytes).c_str(), si_bytes(r.gpu_bytes_per_block).c_str(),
+                    m1.c_str(), si_bytes(r.dump_gpu_bytes).c_str(), m2.c_str(), r.dump_hours, r.block_hours,
+                    r.hours_wall, r.gpu_hours, money(r.cost).c_str(),
+                    r.fits ? "yes" : (r.fits_gpu ? "no (disk)" : "no (GPU memory)"),
                     r.k == p.recommended_k ? "  <- recommended" : "");
+    }
+    std::printf("cost: GPU-hours x %.2f per GPU-hour + disk TB x %.2f (--gpu-hour-price, --disk-tb-price)\n",
+                in.gpu_hour_price, in.disk_tb_price);
+    if (in.dump_flops_measured > 0 || in.block_flops_measured > 0)
+        std::printf("times calibrated from measured jobs: dump %.3g GFLOP/s, block %.3g GFLOP/s (instead of %.3g)\n",
+                    in.dump_flops_measured / 1e9, in.block_flops_measured / 1e9, in.gpu_flops * in.utilization / 1e9);
+    if (show) {
+        std::printf("measured: peak resident memory of each job (largest per k); %zu jobs:\n", measured.jobs.size());
+        for (auto& j : measured.jobs)
+            std::printf(
+                "  run %lld %s k=%lld: peak RSS %s (%s at start), micro-batch %lld x %lld tokens, %.3g GFLOP/s, %s\n",
+                (long long)j.run, j.kind.c_str(), (long long)j.k, si_bytes(double(j.peak_rss_bytes)).c_str(),
+                si_bytes(double(j.baseline_rss_bytes)).c_str(), (long long)j.micro_batch, (long long)j.seq_len,
+                j.achieved_flops / 1e9, j.device.c_str());
+    }
     std::printf("recommended: %s\n", p.reason.c_str());
     return 0;
 }

@@ -143,6 +143,7 @@ bool MainWindow::open_workspace(const QString& dir) {
         return false;
     }
     layer_error_->set_workspace(session_->workspace());
+    planner_->set_workspace(dir);
     QSettings s;
     QStringList recent = s.value("session/recent").toStringList();
     recent.removeAll(dir);

@@ -1,15 +1,20 @@
 #include "blocks/block_distill.h"
 
+#include <chrono>
 #include <filesystem>
 
 #include "attention/transfer.h"
 #include "blocks/block_states.h"
 #include "blocks/state_dump.h"
 #include "model/fingerprint.h"
+#include "plan/planner.h"
 #include "train/checkpoint.h"
+#include "util/compute.h"
 #include "util/error.h"
 #include "util/file.h"
 #include "util/json.h"
+#include "util/process_memory.h"
+#include "util/warm_up.h"
 #include "util/sha256.h"
 
 namespace lincat {
@@ -19,13 +24,25 @@ namespace fs = std::filesystem;
 BlockRunInfo block_run_info(const std::string& config_json, const std::string& label) {
     json j = parse_json(config_json, label);
     return {json_get<int64_t>(j, "block", label), json_get<std::string>(j, "states", label),
-            json_get<std::string>(j, "manifest_sha256", label)};
+            json_get_or<std::string>(j, "states_sha256", "", label),
+            json_get_or<std::string>(j, "manifest_sha256", "", label)};
+}
+
+bool block_run_matches(const BlockRunInfo& info, const std::string& states_dir, const StateManifest& m) {
+    if (info.states_dir != states_dir || info.block < 0 || info.block >= int64_t(m.blocks.size()) ||
+        !m.block_ready(info.block))
+        return false;
+    if (!info.states_sha256.empty()) return info.states_sha256 == block_states_fingerprint(m, info.block);
+    const std::string manifest = states_dir + "/manifest.json";
+    return fs::exists(manifest) && info.manifest_sha256 == sha256_file(manifest);
 }
 
 DistillOutcome distill_block(Workspace& ws, const std::string& model_dir, const std::string& states_dir_in,
                              int64_t block, const DistillConfig& cfg_in, std::optional<int64_t> resume_run,
                              const std::function<void(const DistillProgress&)>& on_progress,
                              const std::atomic<bool>* cancel) {
+    warm_up_runtime();
+    const MemoryWatch memory;  // before any tensor: the baseline is the runtime and libraries
     DistillConfig cfg = cfg_in;
     const std::string hash = model_fingerprint(model_dir);
     std::string states_dir = fs::absolute(states_dir_in).lexically_normal().string();
@@ -37,17 +54,16 @@ DistillOutcome distill_block(Workspace& ws, const std::string& model_dir, const 
         cfg = DistillConfig::from_json(r.config_json, label);
         BlockRunInfo info = block_run_info(r.config_json, label);
         block = info.block, states_dir = info.states_dir;
-        if (sha256_file(states_dir + "/manifest.json") != info.manifest_sha256)
-            fail("run ", run, ": the state dump in ", states_dir, " changed since the run started");
+        if (!block_run_matches(info, states_dir, load_ready_manifest(states_dir, block)))
+            fail("run ", run, ": the states of block ", block, " in ", states_dir, " changed since the run started");
     }
     // Opening verifies the block's shards and tokens against the manifest (sha256).
     BlockStates states = BlockStates::open(states_dir, block);
     const StateManifest& m = states.manifest();
-    if (m.base_model_hash != hash)
-        fail(states_dir, "/manifest.json: the states were dumped from another model than ", model_dir);
+    if (m.base_model_hash != hash) fail(states_dir, ": the states were dumped from another model than ", model_dir);
     const StateBlock& b = states.block();
     const int64_t first = b.first_layer, last = b.first_layer + b.layers;
-    cfg.data = data_spec_from_json(m.data_json, states_dir + "/manifest.json data");
+    cfg.data = data_spec_from_json(m.data_json, states_dir + " manifest data");
 
     if (!resume_run) {
         table_validate(distill_fields(), cfg, "distill --block");
@@ -56,12 +72,13 @@ DistillOutcome distill_block(Workspace& ws, const std::string& model_dir, const 
         j["block"] = block;
         j["block_layers"] = {first, last};
         j["states"] = states_dir;
-        j["manifest_sha256"] = sha256_file(states_dir + "/manifest.json");
+        j["states_sha256"] = block_states_fingerprint(m, block);
         run = ws.create_run("default", RunKind::DistillBlock, j.dump(), hash);
     }
     const std::string run_dir = start_run(ws, run);
 
-    LlamaModel model = load_llama(model_dir);
+    // Only this block's layers: a 405B block job holds k layers, never the whole model.
+    LlamaModel model = load_llama_part(model_dir, ModelPart::layers(first, last));
     // Seed and linearize exactly as joint stage 1 does, then put softmax back outside the block:
     // the block's feature maps start where joint training's would.
     std::vector<std::shared_ptr<AttentionCoreImpl>> original;
@@ -116,8 +133,34 @@ DistillOutcome distill_block(Workspace& ws, const std::string& model_dir, const 
     DistillOutcome out;
     out.run = run;
     out.layers = transfer.layers;
-    TrainOutcome t = train_loop(ws, run, run_dir, cfg.schedule, states.tokens("train"), params, hooks,
-                                resume_run.has_value(), on_progress, cancel);
+    double tokens_per_second = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    TrainOutcome t = train_loop(
+        ws, run, run_dir, cfg.schedule, states.tokens("train"), params, hooks, resume_run.has_value(),
+        [&](const DistillProgress& p) {
+            tokens_per_second = p.tokens_per_second;
+            if (on_progress) on_progress(p);
+        },
+        cancel);
+    const PlanModel shape = plan_model_from_config(model->config(), model_dir);
+    // What this job measured, next to the planner's figures (lincat plan --calibrate reads it).
+    json results = parse_json(ws.run_results(run).value_or("{}"), "run results");
+    if (!results.is_object()) results = json::object();
+    results["measured"] = {
+        {"baseline_rss_bytes", memory.baseline_bytes},
+        {"peak_rss_bytes", memory.peak_bytes()},
+        {"peak_reset", memory.reset_ok},
+        {"tokens_per_second", tokens_per_second},
+        {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()},
+        {"micro_batch", cfg.schedule.batch_size},
+        {"seq_len", m.seq_len},
+        {"layers", last - first},
+        {"k", m.k},
+        {"model_shape", plan_shape_key(shape)},
+        {"achieved_flops", tokens_per_second * block_flops_per_token(shape, last - first, cfg.linearize.window.size,
+                                                                     cfg.linearize.feature_dim)},
+        {"device", compute_text(compute())}};
+    ws.set_run_results(run, results.dump());
     if (t.status == RunStatus::Cancelled) {
         out.status = RunStatus::Cancelled;
         return out;

@@ -5,6 +5,7 @@
 // these layers, so with one block (k = L) it reproduces joint training.
 #pragma once
 
+#include "blocks/state_manifest.h"
 #include "train/distill.h"
 
 namespace lincat {
@@ -12,11 +13,14 @@ namespace lincat {
 struct BlockRunInfo {
     int64_t block = 0;
     std::string states_dir;       // absolute
-    std::string manifest_sha256;  // the dump it was trained from
+    std::string states_sha256;    // block_states_fingerprint of the states it was trained from
+    std::string manifest_sha256;  // runs recorded before streaming dumps: the whole manifest's sha256
 };
 
 // Reads the block fields of a distill-block run's config.
 BlockRunInfo block_run_info(const std::string& config_json, const std::string& label);
+// Whether a block run was trained from these states (manifest m of the dump in states_dir).
+bool block_run_matches(const BlockRunInfo& info, const std::string& states_dir, const StateManifest& m);
 
 // cfg's data spec is ignored: the rows are the dump's. Its linearize.layers (empty = all) are
 // intersected with the block's layers.

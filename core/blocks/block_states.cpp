@@ -22,7 +22,7 @@ static void verify_file(const std::string& path, const std::string& sha, const s
 
 BlockStates BlockStates::open(const std::string& dir, int64_t block) {
     BlockStates s;
-    s.manifest_ = load_state_manifest(dir);
+    s.manifest_ = load_ready_manifest(dir, block);  // whole, or ready.json while later blocks are dumped
     const StateManifest& m = s.manifest_;
     if (block < 0 || block >= int64_t(m.blocks.size()))
         fail("block ", block, " does not exist: the dump in ", dir, " has ", m.blocks.size(), " blocks (0..",

@@ -66,34 +66,54 @@ SlurmScripts slurm_scripts(const Plan& plan, const SlurmOptions& o) {
     if (!row->fits)
         s.warnings.push_back("k = " + std::to_string(k) + " does not fit the plan's limits (" +
                              (row->fits_gpu ? "disk" : "GPU memory") + ")");
-    s.files.push_back({"dump.sbatch", header("lincat-dump", o, slurm_time(row->dump_hours * o.time_factor), mem,
+    // One dump job per block, chained: job b writes the states entering block b from block b-1's
+    // (a process holds one block's layers). Each block trains as soon as its own input exists.
+    const std::string nb = std::to_string(row->blocks);
+    const double dump_job_hours = row->blocks > 1 ? row->dump_hours / double(row->blocks - 1) : 0.0;
+    const std::string dump_mem = o.mem.empty() ? gb(row->dump_gpu_bytes) : o.mem;
+    s.files.push_back({"dump.sbatch", header("lincat-dump", o, slurm_time(dump_job_hours * o.time_factor), dump_mem,
                                              o.gpus_per_task, logs + "/dump-%j.log") +
-                                          q(o.lincat) + " dump-states" + common + " --k " + std::to_string(k) +
-                                          " --out " + q(states) + (o.dump_args.empty() ? "" : " " + o.dump_args) +
-                                          "\n"});
+                                          "# Usage: sbatch dump.sbatch BLOCK (submit.sh chains 0.." +
+                                          std::to_string(row->blocks - 1) + ").\n" + "BLOCK=\"$1\"\n" + q(o.lincat) +
+                                          " dump-states" + common + " --k " + std::to_string(k) + " --out " +
+                                          q(states) + " --block \"$BLOCK\"" +
+                                          (o.dump_args.empty() ? "" : " " + o.dump_args) + "\n"});
     s.files.push_back(
-        {"blocks.sbatch",
-         header("lincat-blocks", o, slurm_time(row->block_hours * o.time_factor), mem, o.gpus_per_task,
-                logs + "/block-%A_%a.log", "#SBATCH --array=0-" + std::to_string(row->blocks - 1) + "\n") +
-             "# One task per block; a requeued task resumes its block's unfinished run.\n" + q(o.lincat) + " distill" +
-             common + " --states " + q(states) + " --block \"$SLURM_ARRAY_TASK_ID\"" +
-             (o.distill_args.empty() ? "" : " " + o.distill_args) + "\n"});
+        {"block.sbatch", header("lincat-block", o, slurm_time(row->block_hours * o.time_factor), mem, o.gpus_per_task,
+                                logs + "/block-%j.log") +
+                             "# Usage: sbatch block.sbatch BLOCK; a requeued job resumes its block's unfinished run.\n"
+                             "BLOCK=\"${1:-${SLURM_ARRAY_TASK_ID:-}}\"\n" +
+                             q(o.lincat) + " distill" + common + " --states " + q(states) + " --block \"$BLOCK\"" +
+                             (o.distill_args.empty() ? "" : " " + o.distill_args) + "\n"});
     s.files.push_back(
         {"stitch.sbatch", header("lincat-stitch", o, slurm_time(1.0), mem, o.gpus_per_task, logs + "/stitch-%j.log") +
                               q(o.lincat) + " stitch" + common + " --states " + q(states) + "\n"});
     s.files.push_back({"submit.sh",
                        "#!/bin/bash\n"
-                       "# Submits the dump, the block array after it and the stitch after all blocks succeed.\n"
+                       "# Submits one dump job per block, each after the previous one (block b's input needs block\n"
+                       "# b-1's); each block's training after its own dump job; the stitch after every block.\n"
                        "set -euo pipefail\n"
                        "cd \"$(dirname \"$0\")\"\n"
                        "mkdir -p " +
                            q(logs) +
                            "\n"
-                           "dump=$(sbatch --parsable dump.sbatch)\n"
-                           "blocks=$(sbatch --parsable --dependency=afterok:${dump%%;*} blocks.sbatch)\n"
-                           "stitch=$(sbatch --parsable --dependency=afterok:${blocks%%;*} stitch.sbatch)\n"
-                           "echo \"dump ${dump%%;*}  blocks ${blocks%%;*} (" +
-                           std::to_string(row->blocks) + " tasks)  stitch ${stitch%%;*}\"\n"});
+                           "prev=\"\"\n"
+                           "trained=\"\"\n"
+                           "for b in $(seq 0 " +
+                           std::to_string(row->blocks - 1) +
+                           "); do\n"
+                           "  dep=\"\"\n"
+                           "  [ -n \"$prev\" ] && dep=\"--dependency=afterok:$prev\"\n"
+                           "  prev=$(sbatch --parsable --job-name=lincat-dump-$b $dep dump.sbatch \"$b\")\n"
+                           "  prev=${prev%%;*}\n"
+                           "  t=$(sbatch --parsable --job-name=lincat-block-$b --dependency=afterok:$prev block.sbatch "
+                           "\"$b\")\n"
+                           "  trained=\"$trained:${t%%;*}\"\n"
+                           "  echo \"block $b: dump $prev, training ${t%%;*}\"\n"
+                           "done\n"
+                           "stitch=$(sbatch --parsable --dependency=afterok$trained stitch.sbatch)\n"
+                           "echo \"" +
+                           nb + " blocks; stitch ${stitch%%;*}\"\n"});
     return s;
 }
 

@@ -1,6 +1,7 @@
 // `lincat slurm --plan PLAN --emit DIR`: the block-wise stage 1 as Slurm jobs (DESIGN.md 2):
-// a dump job, an array job with one task per block (resources from the plan), and a stitch job,
-// chained with --dependency=afterok by submit.sh. Torch-free text generation.
+// one dump job per block chained with afterok (each holds one block's layers), each block's
+// training job after its own dump job, and a stitch job after every block (submit.sh). Resources
+// from the plan. Torch-free text generation.
 #pragma once
 
 #include <string>

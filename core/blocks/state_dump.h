@@ -1,8 +1,11 @@
 // `lincat dump-states`: run the teacher once over the training data and save the hidden state
 // entering each block of k layers (DESIGN.md 1.6), as sharded safetensors with a manifest and
-// checksums. Resumable: finished shards are journaled (progress.jsonl) and kept; the manifest is
-// written last, so its presence means the dump is whole. Free disk is checked first against the
-// planner's figure.
+// checksums. It streams the model: the states entering block b+1 are block b's layers applied
+// to the saved states entering b, so a process holds one block's weights at a time, never the
+// whole model (only sampling teacher data, when no cached samples or files are given, loads it).
+// Resumable: finished shards are journaled (progress.jsonl) and kept; ready.json lists the
+// blocks whose states are complete (their training may start); the manifest is written last,
+// so its presence means the dump is whole. Free disk is checked first against the planner.
 #pragma once
 
 #include <atomic>
@@ -20,8 +23,9 @@ struct StateDumpConfig {
     DataSpec data;
     DType dtype = DType::F32;  // F32 keeps block training exact; BF16 halves the disk
     int64_t shard_rows = 64;   // sequences per shard file
-    int64_t batch = 8;         // sequences per teacher forward
+    int64_t batch = 8;         // sequences per teacher forward (the micro-batch)
     std::string out_dir;       // empty: <workspace>/states/k<k>
+    int64_t block = -1;        // only the states entering this block (one Slurm job per block); -1: all
 };
 
 struct StateDumpProgress {
@@ -37,6 +41,12 @@ struct StateDumpOutcome {
     StateManifest manifest;
     uint64_t bytes = 0, needed_bytes = 0;  // written in all; the planner's figure
     int64_t shards_written = 0, shards_kept = 0;
+    int64_t blocks_ready = 0;  // blocks whose input states are complete
+    // Measured for this process: resident memory (baseline = before any tensor), tokens pushed
+    // through layers per second, bytes of shards written.
+    int64_t baseline_rss_bytes = 0, peak_rss_bytes = 0;
+    double tokens_per_second = 0, seconds = 0;
+    uint64_t bytes_written = 0;
 };
 
 StateDumpOutcome dump_states(Workspace& ws, const std::string& model_dir, const StateDumpConfig& config,
@@ -52,5 +62,8 @@ uint64_t free_disk_bytes(const std::string& dir);
 
 // <dir>/manifest.json, read and validated; a missing one means the dump is unfinished.
 StateManifest load_state_manifest(const std::string& dir);
+// The manifest that covers `block`: manifest.json, or ready.json while later blocks are still
+// being dumped; fails naming what is missing when block's states are not complete yet.
+StateManifest load_ready_manifest(const std::string& dir, int64_t block);
 
 }  // namespace lincat

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "util/error.h"
+#include "util/sha256.h"
 #include "util/json.h"
 
 namespace lincat {
@@ -33,6 +34,16 @@ std::vector<StateBlock> make_blocks(int64_t num_layers, int64_t k) {
     for (int64_t first = 0, i = 0; first < num_layers; first += k, ++i)
         blocks.push_back({i, first, std::min(k, num_layers - first)});
     return blocks;
+}
+
+std::string block_states_fingerprint(const StateManifest& m, int64_t block) {
+    if (block < 0 || block >= int64_t(m.blocks.size()) || !m.block_ready(block))
+        fail("block ", block, " has no complete states in this manifest");
+    std::string text = m.base_model_hash + " " + m.tokens_sha256 + " k" + std::to_string(m.k) + " T" +
+                       std::to_string(m.seq_len) + " " + dtype_name(m.dtype) + " block" + std::to_string(block);
+    for (const std::string split : {"train", "eval"})
+        for (auto& s : m.block_shards(block, split)) text += " " + s.sha256;
+    return sha256_hex(text.data(), text.size());
 }
 
 void check_relative_path(const std::string& path, const std::string& label) {
@@ -95,6 +106,7 @@ StateManifest parse_state_manifest(const std::string& text, const std::string& l
     json data = json_get<json>(j, "data", label);
     if (!data.is_object()) fail(label, ": data must be an object");
     m.data_json = data.dump();
+    if (j.contains("blocks_ready")) m.blocks_ready = bounded(j, "blocks_ready", 0, 1 << 16, label);
 
     json blocks = json_get<json>(j, "blocks", label);
     if (!blocks.is_array()) fail(label, ": blocks must be an array");
@@ -115,6 +127,10 @@ StateManifest parse_state_manifest(const std::string& text, const std::string& l
         m.blocks.push_back(sb);
         json shards = json_get<json>(jb, "shards", bl);
         if (!shards.is_array()) fail(bl, ": shards must be an array");
+        if (!m.block_ready(sb.index)) {  // not dumped yet: nothing to list
+            if (!shards.empty()) fail(bl, ": lists shards but blocks_ready = ", m.blocks_ready);
+            continue;
+        }
         std::map<std::string, int64_t> next_row = {{"train", 0}, {"eval", 0}};
         for (size_t s = 0; s < shards.size(); ++s) {
             const json& js = shards[s];
@@ -177,6 +193,7 @@ std::string state_manifest_to_json(const StateManifest& m) {
               {"tokens", {{"file", m.tokens_file}, {"sha256", m.tokens_sha256}}},
               {"data", parse_json(m.data_json.empty() ? "{}" : m.data_json, "data")},
               {"blocks", blocks}};
+    if (!m.whole()) j["blocks_ready"] = m.blocks_ready;
     return j.dump(1);
 }
 

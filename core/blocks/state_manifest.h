@@ -33,6 +33,11 @@ struct StateManifest {
     std::string data_json;                   // the DataSpec the rows came from (JSON object)
     std::vector<StateBlock> blocks;
     std::vector<StateShard> shards;  // per block, train shards then eval shards, by row
+    // A streaming dump writes blocks in order; ready.json lists blocks [0, blocks_ready) while
+    // later ones are still being dumped, so their training can start. -1: every block (manifest.json).
+    int64_t blocks_ready = -1;
+    bool whole() const { return blocks_ready < 0 || blocks_ready == int64_t(blocks.size()); }
+    bool block_ready(int64_t b) const { return whole() || b < blocks_ready; }
 
     int64_t rows(const std::string& split) const { return split == "train" ? train_rows : eval_rows; }
     // The shards of one block and split, in row order.
@@ -44,6 +49,11 @@ struct StateManifest {
 // Blocks of k consecutive layers: ceil(L / k) of them, the last one possibly shorter.
 // Throws for k outside [1, L].
 std::vector<StateBlock> make_blocks(int64_t num_layers, int64_t k);
+
+// What identifies the states entering one block: the token file's and the block's shards'
+// sha256 (and the layout). The same from ready.json and from the final manifest.json, so a block
+// trained while later blocks were still being dumped stitches with the finished dump.
+std::string block_states_fingerprint(const StateManifest& m, int64_t block);
 
 // Relative file names inside a folder: no absolute paths, no "..", no empty parts.
 void check_relative_path(const std::string& path, const std::string& label);

@@ -22,7 +22,6 @@ StitchOutcome stitch_blocks(Workspace& ws, const std::string& model_dir, const s
                             const std::vector<int64_t>& runs_in) {
     const std::string states_dir = fs::absolute(states_dir_in).lexically_normal().string();
     const StateManifest m = load_state_manifest(states_dir);
-    const std::string manifest_sha = sha256_file(states_dir + "/manifest.json");
     const std::string hash = model_fingerprint(model_dir);
     if (m.base_model_hash != hash)
         fail(states_dir, "/manifest.json: the states were dumped from another model than ", model_dir);
@@ -33,7 +32,7 @@ StitchOutcome stitch_blocks(Workspace& ws, const std::string& model_dir, const s
     auto take = [&](const RunRecord& r, bool explicit_pick) {
         const std::string label = "run " + std::to_string(r.id) + " config";
         BlockRunInfo info = block_run_info(r.config_json, label);
-        if (info.states_dir != states_dir || info.manifest_sha256 != manifest_sha) {
+        if (!block_run_matches(info, states_dir, m)) {
             if (explicit_pick) fail("run ", r.id, " was trained from another state dump (", info.states_dir, ")");
             return;
         }
@@ -85,7 +84,8 @@ StitchOutcome stitch_blocks(Workspace& ws, const std::string& model_dir, const s
     joint.linearize.layers.assign(layers.begin(), layers.end());
     joint.data = data_spec_from_json(m.data_json, states_dir + "/manifest.json data");
 
-    LlamaModel student = load_llama(model_dir);
+    // The stitched checkpoint is the blocks' attention tensors: no base weights are needed for it.
+    LlamaModel student = load_llama_part(model_dir, ModelPart::none());
     linearize(student, joint.linearize);
     size_t expected = linearized_tensors(student).size(), loaded = 0;
     for (auto& ck : checkpoints) loaded += load_linear_tensors_into(student, ck).size();

@@ -90,15 +90,24 @@ static torch::Tensor pack(const std::vector<int32_t>& stream, int64_t len) {
     return t.view({n, len});
 }
 
+static std::string teacher_samples_path(const DataSpec& spec, const std::string& cache_dir,
+                                        const std::string& model_hash) {
+    return cache_dir + "/teacher-seed" + std::to_string(spec.seed) + "-n" + std::to_string(spec.teacher_sequences) +
+           "-len" + std::to_string(spec.seq_len) + "-" + model_hash.substr(0, 12) + ".safetensors";
+}
+
+bool token_data_needs_teacher(const DataSpec& spec, const std::string& cache_dir, const std::string& model_hash) {
+    return spec.text_files.empty() && spec.jsonl_files.empty() &&
+           !std::filesystem::exists(teacher_samples_path(spec, cache_dir, model_hash));
+}
+
 TokenData load_token_data(const DataSpec& spec, LlamaModel& teacher, const Tokenizer& tok, const std::string& cache_dir,
                           const std::string& model_hash) {
     if (spec.seq_len < 2) fail("data: sequence length must be at least 2");
     torch::Tensor all;
     if (spec.text_files.empty() && spec.jsonl_files.empty()) {
         if (spec.teacher_sequences < 2) fail("data: need at least 2 teacher sequences");
-        std::string name = "teacher-seed" + std::to_string(spec.seed) + "-n" + std::to_string(spec.teacher_sequences) +
-                           "-len" + std::to_string(spec.seq_len) + "-" + model_hash.substr(0, 12) + ".safetensors";
-        std::string path = cache_dir + "/" + name;
+        const std::string path = teacher_samples_path(spec, cache_dir, model_hash);
         if (std::filesystem::exists(path)) {
             all = WeightStore::open_file(path).get("tokens", torch::kLong);
             if (all.dim() != 2 || all.size(0) != spec.teacher_sequences || all.size(1) != spec.seq_len)

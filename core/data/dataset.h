@@ -28,6 +28,9 @@ int64_t sampling_batch_rows(const ModelConfig& config, int64_t len, int64_t elem
 std::vector<int32_t> tokens_from_text_file(const Tokenizer& tok, const std::string& path);
 std::vector<int32_t> tokens_from_alpaca_jsonl(const Tokenizer& tok, const std::string& path);
 
+// True when load_token_data would sample the teacher (no files given, no cached samples): the
+// only case that needs the whole model. A state dump otherwise never loads more than a block.
+bool token_data_needs_teacher(const DataSpec& spec, const std::string& cache_dir, const std::string& model_hash);
 // Builds (or loads from cache_dir) the sequences, then splits them deterministically.
 TokenData load_token_data(const DataSpec& spec, LlamaModel& teacher, const Tokenizer& tok, const std::string& cache_dir,
                           const std::string& model_hash);

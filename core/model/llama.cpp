@@ -91,11 +91,23 @@ torch::Tensor LlamaDecoderLayerImpl::forward(const torch::Tensor& x, const Rope&
     return h + mlp(post_attention_layernorm(h));
 }
 
-LlamaBodyImpl::LlamaBodyImpl(const ModelConfig& c) {
+// Parameters outside a model's part: empty, so they hold no memory (torch::empty reserved only
+// address space for them, and only one layer's at a time).
+static void hollow_out(torch::nn::Module& m) {
+    for (auto& p : m.parameters()) p.set_data(torch::empty({0}, p.options()));
+}
+
+LlamaBodyImpl::LlamaBodyImpl(const ModelConfig& c, const ModelPart& part) {
     embed_tokens = register_module("embed_tokens", Embedding(c.vocab_size, c.hidden_size));
+    if (!part.embedding && !(part.head && c.tie_word_embeddings)) hollow_out(*embed_tokens);
     layers = register_module("layers", torch::nn::ModuleList());
-    for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(LlamaDecoderLayer(c, i));
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+        LlamaDecoderLayer layer(c, i);
+        if (i < part.first_layer || i >= part.last_layer) hollow_out(*layer);
+        layers->push_back(layer);
+    }
     norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+    if (!part.head) hollow_out(*norm);
 }
 
 int64_t ModelState::bytes() const {
@@ -104,10 +116,46 @@ int64_t ModelState::bytes() const {
     return n;
 }
 
-LlamaModelImpl::LlamaModelImpl(const ModelConfig& config) : config_(config), rope_(config) {
-    model = register_module("model", LlamaBody(config));
-    if (!config.tie_word_embeddings)
+static ModelPart resolved(const ModelPart& p, const ModelConfig& c) {
+    ModelPart r = p;
+    if (r.last_layer < 0) r.last_layer = c.num_hidden_layers;
+    if (r.first_layer < 0 || r.first_layer > r.last_layer || r.last_layer > c.num_hidden_layers)
+        fail("model part: layers [", p.first_layer, ", ", p.last_layer, ") are not inside [0, ", c.num_hidden_layers,
+             "]");
+    return r;
+}
+
+static std::string part_text(const ModelPart& p) {
+    std::string s = p.first_layer < p.last_layer
+                        ? "layers " + std::to_string(p.first_layer) + ".." + std::to_string(p.last_layer - 1)
+                        : "no layers";
+    if (p.embedding) s += " + embeddings";
+    if (p.head) s += " + head";
+    return s;
+}
+
+LlamaModelImpl::LlamaModelImpl(const ModelConfig& config, const ModelPart& part)
+    : config_(config), part_(resolved(part, config)), rope_(config) {
+    model = register_module("model", LlamaBody(config, part_));
+    if (!config.tie_word_embeddings) {
         lm_head = register_module("lm_head", Linear(config.hidden_size, config.vocab_size, false));
+        if (!part_.head) hollow_out(*lm_head);
+    }
+}
+
+void LlamaModelImpl::require(bool held, const std::string& what) const {
+    if (!held)
+        fail("model: ", what, " is not loaded in this process (it holds ", part_text(part_),
+             "; a block job loads only its own layers)");
+}
+
+bool LlamaModelImpl::holds_parameter(const std::string& name) const {
+    const std::string layers = "model.layers.";
+    if (name.rfind(layers, 0) == 0) return holds_layer(std::stoll(name.substr(layers.size())));
+    if (name.rfind("model.embed_tokens.", 0) == 0)
+        return part_.embedding || (part_.head && config_.tie_word_embeddings);
+    if (name.rfind("model.norm.", 0) == 0 || name.rfind("lm_head.", 0) == 0) return part_.head;
+    return true;
 }
 
 LlamaDecoderLayer LlamaModelImpl::layer(int64_t i) const {
@@ -127,6 +175,8 @@ torch::Tensor LlamaModelImpl::hidden(const torch::Tensor& tokens, ModelState* st
         fail("model forward: state has ", state->layers.size(), " layers, the model ", config_.num_hidden_layers);
     auto bad = (tokens < 0) | (tokens >= config_.vocab_size);
     if (bad.any().item<bool>()) fail("model forward: token id out of range [0, ", config_.vocab_size, ")");
+    require(part_.embedding && part_.head && part_.first_layer == 0 && part_.last_layer == config_.num_hidden_layers,
+            "the whole model");
     const int64_t start = state ? state->position : 0;
     auto x = model->embed_tokens(tokens.to(model->embed_tokens->weight.device()));  // (B, T, C)
     for (int64_t i = 0; i < config_.num_hidden_layers; ++i)
@@ -137,6 +187,7 @@ torch::Tensor LlamaModelImpl::hidden(const torch::Tensor& tokens, ModelState* st
 
 torch::Tensor LlamaModelImpl::embed(const torch::Tensor& tokens) {
     if (tokens.dim() != 2) fail("model embed: tokens must be (batch, time), got ", tokens.sizes());
+    require(part_.embedding, "the embedding table");
     return model->embed_tokens(tokens.to(model->embed_tokens->weight.device()));
 }
 
@@ -145,13 +196,16 @@ torch::Tensor LlamaModelImpl::run_layers(const torch::Tensor& x, int64_t first, 
         fail("run_layers: layers [", first, ", ", last, ") are not inside [0, ", config_.num_hidden_layers, ")");
     if (x.dim() != 3 || x.size(2) != config_.hidden_size)
         fail("run_layers: hidden states must be (batch, time, ", config_.hidden_size, "), got ", x.sizes());
-    auto& w = model->embed_tokens->weight;  // saved states may sit on the CPU, in another dtype
+    require(holds_layer(first) && holds_layer(last - 1),
+            "layers " + std::to_string(first) + ".." + std::to_string(last - 1));
+    auto& w = layer(first)->input_layernorm->weight;  // saved states may sit on the CPU, in another dtype
     torch::Tensor h = x.to(w.device(), w.scalar_type());
     for (int64_t i = first; i < last; ++i) h = layer(i)->forward(h, rope_, 0, nullptr, tap_);
     return h;
 }
 
 const torch::Tensor& LlamaModelImpl::head_weight() const {
+    require(part_.head, "the LM head");
     return lm_head ? lm_head->weight : model->embed_tokens->weight;
 }
 
@@ -168,6 +222,7 @@ void load_llama_weights(LlamaModel& model, const WeightStore& weights, torch::Dt
     for (auto& p : model->named_parameters()) {
         const std::string& name = p.key();
         if (name.find(".attn.") != std::string::npos) continue;  // attention-core params: not in base checkpoints
+        if (!model->holds_parameter(name)) continue;             // outside the part: stays empty
         if (!weights.has(name)) fail("model weights: tensor '", name, "' is missing");
         const TensorInfo& info = weights.info(name);
         std::vector<int64_t> want(p.value().sizes().begin(), p.value().sizes().end());
@@ -184,9 +239,13 @@ void load_llama_weights(LlamaModel& model, const WeightStore& weights, torch::Dt
 }
 
 LlamaModel load_llama(const std::string& dir, std::optional<torch::Dtype> dtype) {
+    return load_llama_part(dir, ModelPart::whole(), dtype);
+}
+
+LlamaModel load_llama_part(const std::string& dir, const ModelPart& part, std::optional<torch::Dtype> dtype) {
     ModelConfig config = load_model_config(dir + "/config.json");
     WeightStore weights = WeightStore::open_dir(dir);
-    LlamaModel model(config);
+    LlamaModel model(config, part);
     load_llama_weights(model, weights, dtype.value_or(compute().dtype), compute().device);
     // Every parameter is already on the device; this moves anything added later that the file lacks.
     if (!compute().device.is_cpu()) model->to(compute().device);

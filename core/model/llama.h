@@ -66,8 +66,20 @@ struct LlamaDecoderLayerImpl : torch::nn::Module {
 };
 TORCH_MODULE(LlamaDecoderLayer);
 
+// Which weights a process holds (DESIGN.md 1.6): a block job needs only its k layers, a state
+// dump one block at a time, the stitch none. Parameters outside the part are empty tensors
+// (numel 0); running them fails with the part named, never with garbage.
+struct ModelPart {
+    int64_t first_layer = 0, last_layer = -1;  // layers [first, last); last -1 = through the last layer
+    bool embedding = true, head = true;        // head = final norm + lm_head (tied: the embeddings)
+    static ModelPart whole() { return {}; }
+    static ModelPart layers(int64_t first, int64_t last) { return {first, last, false, false}; }
+    static ModelPart embeddings_only() { return {0, 0, true, false}; }
+    static ModelPart none() { return {0, 0, false, false}; }  // the architecture only (attention cores)
+};
+
 struct LlamaBodyImpl : torch::nn::Module {  // HF's "model." prefix
-    explicit LlamaBodyImpl(const ModelConfig& config);
+    LlamaBodyImpl(const ModelConfig& config, const ModelPart& part);
     Embedding embed_tokens{nullptr};
     torch::nn::ModuleList layers{nullptr};
     RMSNorm norm{nullptr};
@@ -83,7 +95,7 @@ struct ModelState {
 
 class LlamaModelImpl : public torch::nn::Module {
   public:
-    explicit LlamaModelImpl(const ModelConfig& config);
+    explicit LlamaModelImpl(const ModelConfig& config, const ModelPart& part = ModelPart::whole());
 
     // tokens (B, T) int64 -> logits (B, T, vocab) in fp32. With a state, the tokens follow
     // the state's past and the state advances; without, a fresh causal prefill.
@@ -99,6 +111,10 @@ class LlamaModelImpl : public torch::nn::Module {
 
     ModelState new_state() const;
     const ModelConfig& config() const { return config_; }
+    const ModelPart& part() const { return part_; }  // last_layer resolved (never -1)
+    bool holds_layer(int64_t i) const { return i >= part_.first_layer && i < part_.last_layer; }
+    // Whether a parameter (by its checkpoint name) is in this model's part.
+    bool holds_parameter(const std::string& name) const;
     int64_t num_layers() const { return config_.num_hidden_layers; }
     LlamaDecoderLayer layer(int64_t i) const;
     void set_tap(AttentionTap* tap) { tap_ = tap; }
@@ -107,7 +123,10 @@ class LlamaModelImpl : public torch::nn::Module {
     Linear lm_head{nullptr};  // absent (nullptr) when tie_word_embeddings
 
   private:
+    void require(bool held, const std::string& what) const;
+
     ModelConfig config_;
+    ModelPart part_;
     Rope rope_;
     AttentionTap* tap_ = nullptr;
 };
@@ -119,6 +138,9 @@ TORCH_MODULE(LlamaModel);
 // otherwise). Each tensor goes from the mmap straight into its dtype and device: loading peaks
 // near the weights' bytes in that dtype, not twice that.
 LlamaModel load_llama(const std::string& dir, std::optional<torch::Dtype> dtype = std::nullopt);
+// Only the tensors of `part`, read through the shard index: peak memory is the part's bytes.
+LlamaModel load_llama_part(const std::string& dir, const ModelPart& part,
+                           std::optional<torch::Dtype> dtype = std::nullopt);
 void load_llama_weights(LlamaModel& model, const WeightStore& weights, torch::Dtype dtype,
                         torch::Device device = torch::kCPU);
 

@@ -1,7 +1,9 @@
 #include "plan/planner.h"
 
 #include <cmath>
+#include <algorithm>
 #include <cstdio>
+#include <vector>
 
 #include "util/error.h"
 #include "util/json.h"
@@ -43,13 +45,33 @@ PlanModel plan_model_from_config(const ModelConfig& c, const std::string& name) 
             c.head_dim, c.intermediate_size, c.vocab_size};
 }
 
+double dump_flops_per_layer_token(const PlanModel& m) {
+    return 2.0 * double(m.layer_parameters());
+}
+
+double block_flops_per_token(const PlanModel& m, int64_t k, int64_t window, int64_t feature_dim) {
+    const double attn =
+        3.0 * 4.0 * double(m.heads) * double(m.head_dim) * (2.0 * double(window) + 2.0 * double(feature_dim));
+    return (dump_flops_per_layer_token(m) + attn) * double(k);
+}
+
+std::string plan_shape_key(const PlanModel& m) {
+    return "L" + std::to_string(m.layers) + " h" + std::to_string(m.hidden) + " H" + std::to_string(m.heads) + "/" +
+           std::to_string(m.kv_heads) + " d" + std::to_string(m.head_dim) + " i" + std::to_string(m.intermediate) +
+           " v" + std::to_string(m.vocab);
+}
+
 PlanRow plan_row(const PlanInput& in, int64_t k) {
     const PlanModel& m = in.model;
     if (k < 1 || k > m.layers)
         fail("plan: k = ", k, " is outside [1, ", m.layers, "] (the model has ", m.layers, " layers)");
     if (in.tokens <= 0 || in.seq_len <= 0 || in.micro_batch <= 0 || in.gpus <= 0 || in.bytes_per_value <= 0 ||
-        in.gpu_flops <= 0 || in.utilization <= 0 || in.utilization > 1)
-        fail("plan: tokens, seq_len, micro_batch, gpus, bytes, GPU FLOP/s must be positive and utilisation in (0, 1]");
+        in.gpu_flops <= 0 || in.utilization <= 0 || in.utilization > 1 || in.weight_bytes_per_value <= 0 ||
+        in.dump_micro_batch <= 0 || in.dump_flops_measured < 0 || in.block_flops_measured < 0 ||
+        in.gpu_hour_price < 0 || in.disk_tb_price < 0)
+        fail(
+            "plan: tokens, seq_len, micro_batch, gpus, bytes, GPU FLOP/s must be positive, utilisation in (0, 1] "
+            "and prices not negative");
     PlanRow r;
     r.k = k;
     r.blocks = (m.layers + k - 1) / k;
@@ -57,31 +79,57 @@ PlanRow plan_row(const PlanInput& in, int64_t k) {
     r.disk_bytes = in.bytes_per_value * double(in.tokens) * double(m.hidden) * double(r.blocks);
 
     // GPU memory to train one block of k layers (modelled terms):
-    //  weights: the k frozen layers in bytes_per_value;
+    //  weights: the k frozen layers in weight_bytes_per_value;
     //  optimizer: trainable feature maps (2 x H x d x f) + gammas, fp32 value + grad + AdamW m, v = 16 B each;
     //  activations per layer, kept for the student's backward (fp32): q, k, v (3 B T H d), features
     //  (2 B H T 2f), window scores and weights (2 B H T 2w), chunk states (B H T/w 2f d); plus the block
     //  input and one layer's MLP intermediate (B T (hidden + 2 intermediate)) in bytes_per_value.
     const double B = double(in.micro_batch), T = double(in.seq_len), H = double(m.heads), d = double(m.head_dim);
     const double f2 = 2.0 * double(in.feature_dim), w = double(in.window);
-    r.weights_bytes = double(k) * double(m.layer_parameters()) * in.bytes_per_value;
+    const double wb = in.weight_bytes_per_value;
+    r.weights_bytes = double(k) * double(m.layer_parameters()) * wb;
     r.optimizer_bytes = double(k) * (2 * H * d * double(in.feature_dim) + H) * 16;
     const double per_layer =
         4 * (3 * B * T * H * d + 2 * B * H * T * f2 + 2 * B * H * T * 2 * w + B * H * (T / w) * f2 * d);
     r.activation_bytes = double(k) * per_layer + in.bytes_per_value * B * T * double(m.hidden + 2 * m.intermediate);
     r.gpu_bytes_per_block = r.weights_bytes + r.optimizer_bytes + r.activation_bytes;
 
-    // Time: the dump is one teacher forward over all tokens (2 FLOPs per parameter per token),
-    // spread over every GPU; a block's training is a teacher forward plus the student's
-    // forward and backward (about 3x its small attention FLOPs), on one GPU.
-    const double rate = in.gpu_flops * in.utilization;
-    const double dump_flops = 2.0 * double(m.parameters()) * double(in.tokens);
-    r.dump_hours = dump_flops / (rate * double(in.gpus)) / 3600;
-    const double attn = 3.0 * 4.0 * H * d * (2 * w + f2) * double(k);  // per token
-    const double block_flops = (2.0 * double(k) * double(m.layer_parameters()) + attn) * double(in.tokens);
-    r.block_hours = block_flops / rate / 3600;
-    const double waves = std::ceil(double(r.blocks) / double(in.gpus));
-    r.hours_wall = r.dump_hours + waves * r.block_hours;
+    // A dump job: the larger of one block's layers and the embeddings, plus one micro-batch of
+    // the teacher's forward without grad (hidden, q/k/v, MLP intermediate, one score matrix).
+    const double Bd = double(in.dump_micro_batch), Hkv = double(m.kv_heads);
+    const double dump_weights = std::max(double(k) * double(m.layer_parameters()), double(m.vocab * m.hidden)) * wb;
+    r.dump_gpu_bytes = dump_weights +
+                       wb * Bd * T * (3 * double(m.hidden) + H * d + 2 * Hkv * d + 2 * double(m.intermediate)) +
+                       4 * Bd * H * T * T;
+
+    // Time. Dump job b (b >= 1) pushes every token through block b-1's layers; job 0 only looks up
+    // embeddings, and the last block's layers never run in the dump. A block's training is a teacher
+    // forward plus the student's forward and backward (about 3x its small attention FLOPs).
+    const double peak = in.gpu_flops * in.utilization;
+    const double dump_rate = in.dump_flops_measured > 0 ? in.dump_flops_measured : peak;
+    const double block_rate = in.block_flops_measured > 0 ? in.block_flops_measured : peak;
+    std::vector<double> dump_job(size_t(r.blocks), 0.0);
+    for (int64_t b = 1; b < r.blocks; ++b)
+        dump_job[size_t(b)] = double(k) * dump_flops_per_layer_token(m) * double(in.tokens) / dump_rate / 3600;
+    r.block_hours = block_flops_per_token(m, k, in.window, in.feature_dim) * double(in.tokens) / block_rate / 3600;
+    // Schedule: the dump chain on one GPU; each block's training on the GPU free first once its
+    // input exists (the emitted Slurm graph does the same with afterok dependencies).
+    std::vector<double> gpu_free(size_t(in.gpus), 0.0);
+    double t = 0;
+    std::vector<double> ready(size_t(r.blocks));
+    for (int64_t b = 0; b < r.blocks; ++b) ready[size_t(b)] = t += dump_job[size_t(b)];
+    r.dump_hours = t;
+    gpu_free[0] = t;
+    r.hours_wall = t;
+    for (int64_t b = 0; b < r.blocks; ++b) {
+        auto g = std::min_element(gpu_free.begin(), gpu_free.end());
+        *g = std::max(*g, ready[size_t(b)]) + r.block_hours;
+        r.hours_wall = std::max(r.hours_wall, *g);
+    }
+    r.gpu_hours = r.dump_hours + double(r.blocks) * r.block_hours;
+    r.cost_gpu = r.gpu_hours * in.gpu_hour_price;
+    r.cost_disk = r.disk_bytes / 1e12 * in.disk_tb_price;
+    r.cost = r.cost_gpu + r.cost_disk;
     r.fits_gpu = r.gpu_bytes_per_block <= in.gpu_bytes;
     r.fits_disk = in.disk_limit_bytes <= 0 || r.disk_bytes <= in.disk_limit_bytes;
     r.fits = r.fits_gpu && r.fits_disk;
@@ -92,17 +140,23 @@ Plan make_plan(const PlanInput& in) {
     Plan p;
     p.input = in;
     for (int64_t k = 1; k <= in.model.layers; ++k) p.rows.push_back(plan_row(in, k));
-    const PlanRow* best = nullptr;
+    // The cheapest k among those that fit and finish within 5% of the fastest: wall time is
+    // nearly flat in k once the dump chain dominates, while disk (and so money) falls with k.
+    const PlanRow* fastest = nullptr;
     for (auto& r : p.rows)
-        if (r.fits && (!best || r.hours_wall < best->hours_wall - 1e-9 ||
-                       (std::fabs(r.hours_wall - best->hours_wall) <= 1e-9 && r.disk_bytes < best->disk_bytes)))
-            best = &r;
+        if (r.fits && (!fastest || r.hours_wall < fastest->hours_wall)) fastest = &r;
+    const PlanRow* best = nullptr;
+    if (fastest)
+        for (auto& r : p.rows)
+            if (r.fits && r.hours_wall <= fastest->hours_wall * 1.05 && (!best || r.cost < best->cost)) best = &r;
     if (best) {
         p.recommended_k = best->k;
-        char buf[256];
-        std::snprintf(buf, sizeof buf, "k = %lld: fastest wall time (%.1f h) among the k that fit %.0f GB per GPU%s",
-                      (long long)best->k, best->hours_wall, in.gpu_bytes / 1e9,
-                      in.disk_limit_bytes > 0 ? " and the disk limit" : "");
+        char buf[320];
+        std::snprintf(buf, sizeof buf,
+                      "k = %lld: cheapest (%.0f: %.0f GPU-hours, %.1f TB) of the k within 5%% of the fastest wall "
+                      "time (%.1f h) that fit %.0f GB per GPU%s",
+                      (long long)best->k, best->cost, best->gpu_hours, best->disk_bytes / 1e12, fastest->hours_wall,
+                      in.gpu_bytes / 1e9, in.disk_limit_bytes > 0 ? " and the disk limit" : "");
         p.reason = buf;
     } else {
         p.reason =
@@ -130,9 +184,14 @@ std::string plan_to_json(const Plan& p) {
                         {"weights_bytes", r.weights_bytes},
                         {"optimizer_bytes", r.optimizer_bytes},
                         {"activation_bytes", r.activation_bytes},
+                        {"dump_gpu_bytes", r.dump_gpu_bytes},
                         {"dump_hours", r.dump_hours},
                         {"block_hours", r.block_hours},
                         {"hours_wall", r.hours_wall},
+                        {"gpu_hours", r.gpu_hours},
+                        {"cost_gpu", r.cost_gpu},
+                        {"cost_disk", r.cost_disk},
+                        {"cost", r.cost},
                         {"fits_gpu", r.fits_gpu},
                         {"fits_disk", r.fits_disk},
                         {"fits", r.fits}});
@@ -150,6 +209,7 @@ std::string plan_to_json(const Plan& p) {
               {"input",
                {{"tokens", in.tokens},
                 {"bytes_per_value", in.bytes_per_value},
+                {"weight_bytes_per_value", in.weight_bytes_per_value},
                 {"seq_len", in.seq_len},
                 {"micro_batch", in.micro_batch},
                 {"window", in.window},
@@ -158,7 +218,12 @@ std::string plan_to_json(const Plan& p) {
                 {"gpus", in.gpus},
                 {"gpu_flops", in.gpu_flops},
                 {"utilization", in.utilization},
-                {"disk_limit_bytes", in.disk_limit_bytes}}},
+                {"disk_limit_bytes", in.disk_limit_bytes},
+                {"dump_micro_batch", in.dump_micro_batch},
+                {"dump_flops_measured", in.dump_flops_measured},
+                {"block_flops_measured", in.block_flops_measured},
+                {"gpu_hour_price", in.gpu_hour_price},
+                {"disk_tb_price", in.disk_tb_price}}},
               {"rows", rows},
               {"recommended_k", p.recommended_k == 0 ? json(nullptr) : json(p.recommended_k)},
               {"reason", p.reason}};
@@ -200,6 +265,10 @@ Plan plan_from_json(const std::string& text, const std::string& label) {
     PlanInput& pi = p.input;
     pi.tokens = plan_int(in, "tokens", 1, int64_t(1) << 50, il);
     pi.bytes_per_value = plan_number(in, "bytes_per_value", 0.125, 16, il);
+    // Plans written before weights and states had their own byte counts used one for both.
+    pi.weight_bytes_per_value = in.contains("weight_bytes_per_value")
+                                    ? plan_number(in, "weight_bytes_per_value", 0.125, 16, il)
+                                    : pi.bytes_per_value;
     pi.seq_len = plan_int(in, "seq_len", 1, 1 << 24, il);
     pi.micro_batch = plan_int(in, "micro_batch", 1, 1 << 20, il);
     pi.window = json_get_or<int64_t>(in, "window", pi.window, il);
@@ -209,6 +278,13 @@ Plan plan_from_json(const std::string& text, const std::string& label) {
     pi.gpu_flops = plan_number(in, "gpu_flops", 1, 1e20, il);
     pi.utilization = plan_number(in, "utilization", 1e-6, 1, il);
     pi.disk_limit_bytes = plan_number(in, "disk_limit_bytes", 0, 1e21, il);
+    if (in.contains("dump_micro_batch")) pi.dump_micro_batch = plan_int(in, "dump_micro_batch", 1, 1 << 20, il);
+    if (in.contains("dump_flops_measured"))
+        pi.dump_flops_measured = plan_number(in, "dump_flops_measured", 0, 1e20, il);
+    if (in.contains("block_flops_measured"))
+        pi.block_flops_measured = plan_number(in, "block_flops_measured", 0, 1e20, il);
+    if (in.contains("gpu_hour_price")) pi.gpu_hour_price = plan_number(in, "gpu_hour_price", 0, 1e9, il);
+    if (in.contains("disk_tb_price")) pi.disk_tb_price = plan_number(in, "disk_tb_price", 0, 1e9, il);
     json rows = json_get<json>(j, "rows", label);
     if (!rows.is_array()) fail(label, ": rows must be an array");
     if (rows.size() > size_t(m.layers)) fail(label, ": ", rows.size(), " rows for a ", m.layers, "-layer model");
@@ -227,6 +303,11 @@ Plan plan_from_json(const std::string& text, const std::string& label) {
         row.weights_bytes = json_get_or<double>(r, "weights_bytes", 0, rl);
         row.optimizer_bytes = json_get_or<double>(r, "optimizer_bytes", 0, rl);
         row.activation_bytes = json_get_or<double>(r, "activation_bytes", 0, rl);
+        row.dump_gpu_bytes = json_get_or<double>(r, "dump_gpu_bytes", 0, rl);
+        row.gpu_hours = json_get_or<double>(r, "gpu_hours", 0, rl);
+        row.cost_gpu = json_get_or<double>(r, "cost_gpu", 0, rl);
+        row.cost_disk = json_get_or<double>(r, "cost_disk", 0, rl);
+        row.cost = json_get_or<double>(r, "cost", 0, rl);
         row.dump_hours = plan_number(r, "dump_hours", 0, 1e9, rl);
         row.block_hours = plan_number(r, "block_hours", 0, 1e9, rl);
         row.hours_wall = plan_number(r, "hours_wall", 0, 1e9, rl);

@@ -1,4 +1,5 @@
 #include "util/compute.h"
+#include "util/warm_up.h"
 
 #include "util/error.h"
 
@@ -59,6 +60,16 @@ Compute parse_compute(const std::string& device, const std::string& dtype) {
 
 std::string compute_text(const Compute& c) {
     return c.device.str() + (c.dtype == torch::kBFloat16 ? " bf16" : " fp32");
+}
+
+}  // namespace lincat
+
+namespace lincat {
+
+void warm_up_runtime() {
+    torch::AutoGradMode grad(true);  // callers may hold a NoGradGuard
+    auto a = torch::randn({64, 64}, torch::requires_grad());
+    torch::matmul(a, a).sum().backward();
 }
 
 }  // namespace lincat

@@ -14,9 +14,11 @@
 #include "blocks/stitch.h"
 #include "model/fingerprint.h"
 #include "model/weights.h"
+#include "plan/planner.h"
 #include "test_util.h"
 #include "train/checkpoint.h"
 #include "util/file.h"
+#include "util/json.h"
 #include "util/threads.h"
 
 using namespace lincat;
@@ -123,15 +125,15 @@ TEST(StateDump, ResumesAfterCancelAndRepairsDamage) {
     StateDumpOutcome first = dump_states(
         ws, model_dir, dump_config(3, dir), [&](const StateDumpProgress& p) { cancel = p.rows_done >= 8; }, &cancel);
     EXPECT_EQ(first.status, RunStatus::Cancelled);
-    EXPECT_EQ(first.shards_written, 2);  // the first 8 rows of both blocks
+    EXPECT_EQ(first.shards_written, 1);  // the stream goes block by block: block 0's first 8 rows
     EXPECT_FALSE(fs::exists(dir + "/manifest.json"));
-    expect_error([&] { BlockStates::open(dir, 0); }, {"manifest.json", "unfinished"});
+    expect_error([&] { BlockStates::open(dir, 0); }, {"manifest.json", "not dumped yet"});
 
     StateDumpOutcome second = dump_states(ws, model_dir, dump_config(3, dir), {});
     EXPECT_EQ(second.status, RunStatus::Completed);
     EXPECT_EQ(second.run, first.run);  // the same run, continued
-    EXPECT_EQ(second.shards_kept, 2);
-    EXPECT_EQ(second.shards_written, int64_t(second.manifest.shards.size()) - 2);
+    EXPECT_EQ(second.shards_kept, 1);
+    EXPECT_EQ(second.shards_written, int64_t(second.manifest.shards.size()) - 1);
 
     // A flipped byte in a shard: opening the block names the file and the checksum.
     const StateShard victim = second.manifest.block_shards(1, "train")[1];
@@ -246,4 +248,89 @@ TEST(BlockDistill, TwoBlocksTrainResumeAndStitch) {
     EXPECT_LT(s.comparison.student_ppl, s.comparison.teacher_ppl * 1.5);  // 8 tiny steps: close, not equal
     expect_error([&] { stitch_blocks(ws, model_dir, states, {b0.run, b0.run}); }, {"both train block 0"});
     expect_error([&] { stitch_blocks(ws, model_dir, states, {s.run}); }, {"not distill-block"});
+}
+
+// A block job's model holds its own layers only; what it does not hold fails by name.
+TEST(ModelPart, BlockModelHoldsOnlyItsLayersAndComputesTheSame) {
+    init_torch_threads();
+    const std::string model_dir = lincat::test::default_model_dir();
+    LlamaModel full = load_llama(model_dir);
+    LlamaModel part = load_llama_part(model_dir, ModelPart::layers(2, 4));
+    EXPECT_EQ(part->layer(0)->self_attn->q_proj->weight.numel(), 0);
+    EXPECT_EQ(part->layer(5)->mlp->down_proj->weight.numel(), 0);
+    EXPECT_EQ(part->model->embed_tokens->weight.numel(), 0);
+    EXPECT_GT(part->layer(3)->mlp->down_proj->weight.numel(), 0);
+    int64_t held = 0, whole = 0;
+    for (auto& p : part->parameters()) held += p.numel();
+    for (auto& p : full->parameters()) whole += p.numel();
+    // 2 of 6 layers, no embeddings: 2.0M of stories15M's 15.2M parameters.
+    EXPECT_EQ(held, 2 * plan_model_from_config(full->config(), "").layer_parameters());
+    EXPECT_LT(held * 7, whole);
+    torch::NoGradGuard ng;
+    auto x = full->embed(torch::randint(0, 32000, {2, 40}, torch::kLong));
+    EXPECT_TRUE(torch::equal(part->run_layers(x, 2, 4), full->run_layers(x, 2, 4)));
+    expect_error([&] { part->run_layers(x, 0, 3); }, {"layers 0..2", "not loaded", "layers 2..3"});
+    expect_error([&] { part->embed(torch::zeros({1, 4}, torch::kLong)); }, {"embedding table", "not loaded"});
+    expect_error([&] { part->forward(torch::zeros({1, 4}, torch::kLong)); }, {"the whole model"});
+    expect_error([&] { load_llama_part(model_dir, ModelPart::layers(4, 9)); }, {"[4, 9)", "[0, 6]"});
+}
+
+// Slurm's graph: one dump job per block, chained; a block trains from ready.json as soon as its
+// input exists, and the stitch takes that run once the dump is whole. The chained dump writes the
+// same bytes as a dump in one process.
+TEST(StateDump, BlockJobsChainAndBlocksTrainAsTheirInputsAppear) {
+    init_torch_threads();
+    TempDir d;
+    Workspace ws = Workspace::open(d.file("ws"));
+    const std::string model_dir = lincat::test::default_model_dir();
+    const std::string states = d.file("chained");
+    auto job = [&](int64_t b) {
+        StateDumpConfig c = dump_config(2, states);
+        c.block = b;
+        return dump_states(ws, model_dir, c, {});
+    };
+    expect_error([&] { job(1); }, {"no intact token file", "--block 0 first"});
+    StateDumpOutcome j0 = job(0);
+    EXPECT_EQ(j0.status, RunStatus::Running);  // two more blocks to dump
+    EXPECT_EQ(j0.blocks_ready, 1);
+    EXPECT_TRUE(fs::exists(states + "/ready.json"));
+    EXPECT_FALSE(fs::exists(states + "/manifest.json"));
+    expect_error([&] { job(2); }, {"block 1's", "not complete", "--block 1 first"});
+    expect_error([&] { BlockStates::open(states, 1); }, {"ready.json", "block 1", "not complete"});
+
+    DistillConfig c = train_config(4);
+    DistillOutcome b0 = distill_block(ws, model_dir, states, 0, c, std::nullopt, {});  // while 1, 2 are pending
+    EXPECT_EQ(b0.status, RunStatus::Completed);
+    StateDumpOutcome j1 = job(1);
+    EXPECT_EQ(j1.blocks_ready, 2);
+    EXPECT_EQ(j1.shards_written, 4);  // 22 train rows in shards of 8, 8, 6; 2 eval rows in one
+    StateDumpOutcome j2 = job(2);
+    EXPECT_EQ(j2.status, RunStatus::Completed);
+    EXPECT_TRUE(fs::exists(states + "/manifest.json"));
+    EXPECT_FALSE(fs::exists(states + "/ready.json"));
+    EXPECT_EQ(ws.run(j2.run).status, RunStatus::Completed);
+    EXPECT_EQ(j0.run, j2.run);  // one dump run, three jobs
+    json results = parse_json(*ws.run_results(j2.run), "results");
+    ASSERT_EQ(results["jobs"].size(), 3u);
+    for (auto& jj : results["jobs"]) {
+        EXPECT_GT(jj["peak_rss_bytes"].get<int64_t>(), jj["baseline_rss_bytes"].get<int64_t>());
+        EXPECT_EQ(jj["blocks"].size(), 1u);
+    }
+    EXPECT_GT(results["jobs"][1]["layer_tokens_per_second"].get<double>(), 0.0);  // block 1 ran layers 0-1
+
+    // The same bytes as one process dumping every block.
+    StateDumpOutcome one = dump_states(ws, model_dir, dump_config(2, d.file("one")), {});
+    StateManifest chained = load_state_manifest(states);
+    ASSERT_EQ(chained.shards.size(), one.manifest.shards.size());
+    for (size_t i = 0; i < chained.shards.size(); ++i)
+        EXPECT_EQ(chained.shards[i].sha256, one.manifest.shards[i].sha256) << chained.shards[i].file;
+
+    DistillOutcome b1 = distill_block(ws, model_dir, states, 1, c, std::nullopt, {});
+    DistillOutcome b2 = distill_block(ws, model_dir, states, 2, c, std::nullopt, {});
+    StitchOutcome s = stitch_blocks(ws, model_dir, states, {});
+    EXPECT_EQ(s.block_runs, (std::vector<int64_t>{b0.run, b1.run, b2.run}));  // b0 trained from ready.json
+    json measured = parse_json(*ws.run_results(b1.run), "results")["measured"];
+    EXPECT_EQ(measured["layers"].get<int64_t>(), 2);
+    EXPECT_GT(measured["peak_rss_bytes"].get<int64_t>(), 0);
+    EXPECT_GT(measured["achieved_flops"].get<double>(), 0.0);
 }

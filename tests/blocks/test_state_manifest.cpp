@@ -131,15 +131,23 @@ TEST(Slurm, ScriptsChainDumpBlocksAndStitch) {
     SlurmScripts s = slurm_scripts(p, o);
     EXPECT_EQ(s.blocks, 14);
     std::map<std::string, std::string> f(s.files.begin(), s.files.end());
-    EXPECT_NE(f["blocks.sbatch"].find("#SBATCH --array=0-13"), std::string::npos);
-    EXPECT_NE(f["blocks.sbatch"].find("--block \"$SLURM_ARRAY_TASK_ID\""), std::string::npos);
-    EXPECT_NE(f["blocks.sbatch"].find("--states '/shared/ws/states/k9'"), std::string::npos);
-    EXPECT_NE(f["blocks.sbatch"].find("#SBATCH --gpus-per-task=1"), std::string::npos);
-    EXPECT_NE(f["blocks.sbatch"].find("#SBATCH --partition=gpu"), std::string::npos);
+    // One dump job per block, chained; each block trains after its own dump job; stitch after all.
+    EXPECT_EQ(f.count("blocks.sbatch"), 0u);
+    EXPECT_NE(f["block.sbatch"].find("--block \"$BLOCK\""), std::string::npos);
+    EXPECT_NE(f["block.sbatch"].find("--states '/shared/ws/states/k9'"), std::string::npos);
+    EXPECT_NE(f["block.sbatch"].find("#SBATCH --gpus-per-task=1"), std::string::npos);
+    EXPECT_NE(f["block.sbatch"].find("#SBATCH --partition=gpu"), std::string::npos);
     EXPECT_NE(f["dump.sbatch"].find("dump-states --model '/models/405b' --workspace '/shared/ws' --k 9"),
               std::string::npos);
-    EXPECT_NE(f["submit.sh"].find("--dependency=afterok:${dump%%;*} blocks.sbatch"), std::string::npos);
-    EXPECT_NE(f["submit.sh"].find("--dependency=afterok:${blocks%%;*} stitch.sbatch"), std::string::npos);
+    EXPECT_NE(f["dump.sbatch"].find("--block \"$BLOCK\""), std::string::npos);
+    // A dump job holds one block of 9 layers (~57 GB in bf16), not the 810 GB model.
+    const PlanRow& k9 = *p.row(9);
+    EXPECT_LT(k9.dump_gpu_bytes, 80e9);
+    EXPECT_GT(k9.dump_gpu_bytes, k9.weights_bytes);
+    EXPECT_NE(f["submit.sh"].find("for b in $(seq 0 13)"), std::string::npos);
+    EXPECT_NE(f["submit.sh"].find("dep=\"--dependency=afterok:$prev\""), std::string::npos);
+    EXPECT_NE(f["submit.sh"].find("--dependency=afterok:$prev block.sbatch"), std::string::npos);
+    EXPECT_NE(f["submit.sh"].find("--dependency=afterok$trained stitch.sbatch"), std::string::npos);
     EXPECT_TRUE(s.warnings.empty());  // k = 9 fits 8 x 80 GB
     o.k = 14;                         // 98 GB per block: does not
     EXPECT_EQ(slurm_scripts(p, o).warnings.size(), 1u);

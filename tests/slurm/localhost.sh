@@ -1,8 +1,9 @@
 #!/bin/bash
 # A real single-node Slurm on localhost (munged + slurmctld + slurmd from a generated
-# slurm.conf) runs the scripts `lincat slurm --emit` writes: dump job, a 2-task block array
-# (stories15M, k = 3) and the stitch job, chained with afterok. The stitched run must evaluate
-# like the same pipeline run locally (dump-states, distill --parallel 2, stitch).
+# slurm.conf) runs the scripts `lincat slurm --emit` writes for stories15M, k = 3: one dump job
+# per block chained with afterok (each holds one block's layers), each block's training after its
+# own dump job, and the stitch after both. The stitched run must evaluate like the same pipeline
+# run locally (dump-states, distill --parallel 2, stitch).
 # Usage: localhost.sh LINCAT_BINARY. Exit 77 (ctest: skipped) with the reason when Slurm is absent.
 set -euo pipefail
 LINCAT=$(readlink -f "$1")
@@ -71,10 +72,12 @@ TRAIN_ARGS="--steps 8 --batch-size 2 --eval-every 4 --checkpoint-every 4 --windo
 "$LINCAT" plan --config default --tokens 1536 --seq-len 64 --json > "$D/plan.json"
 "$LINCAT" slurm --plan "$D/plan.json" --emit "$D/jobs" --workspace "$D/ws" --k 3 --gpus 0 --cpus 1 --mem 2G \
   --dump-args "$DUMP_ARGS" --distill-args "$TRAIN_ARGS"
-grep -q -- "--array=0-1" "$D/jobs/blocks.sbatch" || fail "k = 3 should give a 2-task array"
+grep -q -- "seq 0 1" "$D/jobs/submit.sh" || fail "k = 3 should give 2 blocks"
+grep -q -- '--block "$BLOCK"' "$D/jobs/dump.sbatch" || fail "the dump job should dump one block"
 "$D/jobs/submit.sh" | tee "$D/submit.txt"
+grep -c "^block [01]: dump [0-9]*, training [0-9]*" "$D/submit.txt" | grep -qx 2 || fail "submit.sh did not submit 2 dump + 2 training jobs"
 
-# Wait for the three jobs (dump ~5 s, blocks ~10 s, stitch ~5 s here).
+# Wait for the five jobs (each dump ~5 s, each block ~10 s, stitch ~5 s here).
 for i in $(seq 1 300); do
   [ -z "$(squeue -h -o %i)" ] && break; sleep 2
 done
@@ -82,6 +85,8 @@ done
 
 STITCHED=$("$LINCAT" eval --workspace "$D/ws" --run 4 --json 2>/dev/null) || fail "the stitched run 4 does not evaluate"
 grep -q "stitched 2 blocks" "$D"/ws/logs/stitch-*.log || fail "the stitch job did not stitch"
+[ "$(ls "$D"/ws/logs/dump-*.log | wc -l)" = 2 ] || fail "expected 2 dump job logs"
+grep -q "blocks 0..0 of 2 are ready" "$D"/ws/logs/dump-*.log || fail "the first dump job did not hand block 0 over"
 
 # The same pipeline run locally.
 "$LINCAT" dump-states --k 3 --workspace "$D/local" $DUMP_ARGS >/dev/null

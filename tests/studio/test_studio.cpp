@@ -2,6 +2,7 @@
 // figure, the layer-error views from recorded metrics, plot export, a real stage-1 job on
 // stories15M started from the GUI (heat map fills, cancel, resume), a job killed with SIGKILL
 // (GUI up, run failed, metrics readable), and a PNG of each main view for reviewers.
+#include <QCheckBox>
 #include <QDir>
 #include <QFile>
 #include <QLabel>
@@ -28,6 +29,7 @@
 #include "plot_export.h"
 #include "session_view.h"
 #include "store/workspace.h"
+#include "util/json.h"
 
 using namespace lincat;
 
@@ -93,6 +95,45 @@ class StudioTest : public QObject {
         ws.record_step(run, "train", {10, 1200, 0.05, 1e-3, {1e-5, 1e-5, 1e-5}});
         v.refresh();
         QCOMPARE(v.heat_map()->columns(), 11);
+    }
+
+    // What block and dump jobs recorded in a workspace shows next to the predictions, and the
+    // measured FLOP/s can replace the assumed throughput in the time columns.
+    void plannerShowsMeasuredJobsAndCalibrates() {
+        QTemporaryDir d;
+        {
+            Workspace ws = Workspace::open(d.filePath("ws").toStdString());
+            const std::string shape = plan_shape_key(plan_preset("stories15m"));
+            int64_t run = ws.create_run("default", RunKind::DistillBlock, "{}", std::string(64, 'a'));
+            ws.set_run_results(
+                run,
+                json({{"measured",
+                       {{"k", 2}, {"peak_rss_bytes", 123'000'000}, {"model_shape", shape}, {"achieved_flops", 2e9}}}})
+                    .dump());
+            int64_t dump = ws.create_run("default", RunKind::DumpStates, "{}", std::string(64, 'a'));
+            ws.set_run_results(
+                dump,
+                json({{"k", 2},
+                      {"jobs", {{{"peak_rss_bytes", 45'000'000}, {"model_shape", shape}, {"achieved_flops", 3e9}}}}})
+                    .dump());
+        }
+        widgets::PlannerView v;
+        v.set_preset("stories15m");
+        v.set_workspace(d.filePath("ws"));
+        QTableWidget* t = v.table();
+        QCOMPARE(t->item(1, 0)->text(), QString("2"));
+        QCOMPARE(t->item(1, 4)->text(), QString("123.0 MB"));  // block job, k = 2
+        QCOMPARE(t->item(1, 6)->text(), QString("45.0 MB"));   // dump job, k = 2
+        QCOMPARE(t->item(0, 4)->text(), QString("-"));         // nothing measured at k = 1
+        QCOMPARE(v.measurements().jobs.size(), size_t(2));
+        auto* calibrate = v.findChild<QCheckBox*>("plannerCalibrate");
+        QVERIFY(calibrate->isEnabled());
+        const double assumed = v.plan().rows[1].block_hours;
+        calibrate->setChecked(true);
+        // 2 GFLOP/s measured against 989 TFLOP/s x 0.35 assumed: the block time grows by their ratio.
+        QVERIFY(std::fabs(v.plan().rows[1].block_hours / assumed - 989e12 * 0.35 / 2e9) < 1e-6 * 989e12 * 0.35 / 2e9);
+        QVERIFY(v.recommendation().contains("measured"));
+        QVERIFY(v.recommendation().contains("GPU-hours"));
     }
 
     void everyPlotExportsPngAndSvg() {
