@@ -199,7 +199,9 @@ StateDumpOutcome dump_states(Workspace& ws, const std::string& model_dir, const 
     const std::string tokens_file = "tokens.safetensors", tokens_path = dir + "/" + tokens_file;
     const std::string recorded_tokens_sha = id_file.is_object() ? id_file.value("tokens_sha256", "") : "";
     TokenData data;
-    if (!recorded_tokens_sha.empty() && fs::exists(tokens_path) && sha256_file(tokens_path) == recorded_tokens_sha) {
+    const bool tokens_intact =
+        !recorded_tokens_sha.empty() && fs::exists(tokens_path) && sha256_file(tokens_path) == recorded_tokens_sha;
+    if (tokens_intact) {
         WeightStore t = WeightStore::open_file(tokens_path);
         data = {t.get("train_tokens", torch::kLong), t.get("eval_tokens", torch::kLong)};
     } else {
@@ -292,8 +294,7 @@ StateDumpOutcome dump_states(Workspace& ws, const std::string& model_dir, const 
         return all;
     }();
     try {
-        if (recorded_tokens_sha.empty() || !fs::exists(tokens_path) ||
-            sha256_file(tokens_path) != recorded_tokens_sha) {
+        if (!tokens_intact) {
             save_tensors(tokens_path, {{"train_tokens", data.train}, {"eval_tokens", data.eval}},
                          {{"base_model_hash", hash}});
             id_file["tokens_sha256"] = sha256_file(tokens_path);

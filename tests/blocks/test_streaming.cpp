@@ -157,7 +157,6 @@ void measure(torch::Dtype dtype, int shards) {
     // host runtime's first-step cost (~90 MB here), so the block job is not within 25% of it; the
     // dump's peak is the embedding table and the tokenizer, above 2 blocks + buffers for k = 4.
     EXPECT_GT(block_peak, row.weights_bytes);  // it does hold its k layers
-    (void)dump_bound;
 }
 
 }  // namespace
