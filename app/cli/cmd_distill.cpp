@@ -4,6 +4,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "train/ablation_spec.h"
 #include "cli/distill_blocks.h"
 #include "cli/outcomes.h"
 #include "model/model_dir.h"
@@ -20,7 +21,8 @@ static std::vector<OptionSpec> distill_options() {
         {"model", "model folder or cache name", false, "default"},
         {"workspace", "workspace folder (created if missing)"},
         {"data", "comma-separated text / .jsonl (Alpaca) files", false, "text sampled from the teacher"},
-        {"tokens", "train on about this many tokens (sets --steps)"}};
+        {"tokens", "train on about this many tokens (sets --steps)"},
+        {"keep-softmax", "layers kept softmax, e.g. 4,5: every other layer is linearized (instead of --layers)"}};
     for (auto& spec : table_options(distill_fields())) o.push_back(spec);
     o.insert(o.end(),
              {{"resume", "continue run RUN from its last checkpoint (or: lincat resume --run RUN)"},
@@ -36,6 +38,11 @@ static DistillConfig distill_config_from_args(const Args& a, const std::string& 
     DistillConfig c;
     c.data.seq_len = default_seq_len(load_model_config(model_dir + "/config.json").max_position_embeddings);
     read_table_options(a, distill_fields(), c, "distill");
+    if (a.has("keep-softmax")) {
+        if (a.has("layers")) fail("give --layers (linearized) or --keep-softmax (kept softmax), not both");
+        c.linearize.layers = layers_keeping_softmax(
+            a.get("keep-softmax"), load_model_config(model_dir + "/config.json").num_hidden_layers, "--keep-softmax");
+    }
     add_data_files(c.data, a.get("data"));
     if (a.has("tokens")) {
         TrainSchedule& s = c.schedule;

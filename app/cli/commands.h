@@ -30,6 +30,7 @@ int cmd_dump_states(const Argv& argv);
 int cmd_stitch(const Argv& argv);
 int cmd_slurm(const Argv& argv);
 int cmd_attention_map(const Argv& argv);
+int cmd_position_error(const Argv& argv);
 int cmd_resume(const Argv& argv);
 
 }  // namespace lincat::cli

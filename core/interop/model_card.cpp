@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "store/run_evaluation.h"
 #include "util/error.h"
 #include "util/json.h"
 
@@ -33,26 +34,6 @@ static int64_t trained_tokens(const Workspace& ws, int64_t run) {
     return tokens;
 }
 
-// The newest completed evaluation of `run` (by --run or by its checkpoint folder), or its own results.
-static std::string newest_eval(const Workspace& ws, int64_t run) {
-    std::vector<std::string> paths;
-    for (auto& c : ws.checkpoints(run)) paths.push_back(c.path);
-    std::string found;
-    for (auto& r : ws.runs()) {
-        if (r.kind != RunKind::Eval || r.status != RunStatus::Completed) continue;
-        json c = json::parse(r.config_json, nullptr, false);
-        if (!c.is_object()) continue;
-        const bool by_run = c.value("source_run", int64_t(0)) == run;
-        const std::string ck = c.value("checkpoint", std::string());
-        const bool by_path = std::find(paths.begin(), paths.end(), ck) != paths.end();
-        if (!by_run && !by_path) continue;
-        if (auto res = ws.run_results(r.id)) found = *res;  // runs come oldest first: keep the newest
-    }
-    if (found.empty())
-        if (auto own = ws.run_results(run)) found = *own;
-    return found;
-}
-
 void fill_model_card_from_run(const Workspace& ws, int64_t run, ModelCardFacts& f) {
     RunRecord r = ws.run(run);
     f.source = "run " + std::to_string(run) + " (" + run_kind_name(r.kind) + ") of the workspace " + ws.dir();
@@ -66,7 +47,7 @@ void fill_model_card_from_run(const Workspace& ws, int64_t run, ModelCardFacts& 
     }
     if (config.is_object() && config.contains("imported_from"))
         f.source += ", imported from the LoLCATs checkpoint " + config["imported_from"].value("distill", std::string());
-    f.eval_json = newest_eval(ws, run);
+    f.eval_json = newest_evaluation(ws, run).value_or("");
 }
 
 static std::string layer_list(const std::vector<int64_t>& layers) {

@@ -1,6 +1,7 @@
 // The lincat binary end to end: what a user types, what they see.
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <sstream>
@@ -270,6 +271,59 @@ TEST(Cli, FinetuneEvalGenerateAndExportThroughTheWorkspace) {
     r = run("finetune --workspace " + ws + " --run 99");
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.out.find("no run 99"), std::string::npos) << r.out;
+}
+
+// position-error on a run: where the window ends, figures per layer and position, a cache in
+// the workspace that a damaged file cannot fool, an eval run standing for the run it evaluated,
+// and distill --keep-softmax (those layers are not measured: they are softmax).
+TEST(Cli, PositionErrorOfARunIsCachedAndNamesWhatItCannotDo) {
+    lincat::test::default_model_dir();
+    lincat::test::TempDir d;
+    const std::string ws = d.file("ws");
+    const std::string small = " --seq-len 64 --teacher-sequences 16 --batch-size 2 --eval-every 2 --checkpoint-every 2";
+    Result r = run("distill --workspace " + ws + " --steps 2 --window 16" + small);  // run 1
+    ASSERT_EQ(r.code, 0) << r.out;
+    auto json_of = [&](const std::string& args) {
+        Result j = lincat::test::run_command(std::string(LINCAT_BINARY_DIR) + "/lincat position-error --json " + args +
+                                             " 2>/dev/null");
+        EXPECT_EQ(j.code, 0) << j.out;
+        return parse_json(j.out, "position-error --json");
+    };
+    json doc = json_of("--workspace " + ws + " --run 1 --rows 2");
+    EXPECT_EQ(doc["layers"].size(), 6u);
+    EXPECT_EQ(doc["window_edge"], 32);  // tk 16, start-aligned blocks
+    EXPECT_EQ(doc["mse"][0].size(), 64u);
+    EXPECT_EQ(doc["head_mse"][5].size(), 6u);
+    EXPECT_GT(doc["beyond_mse"].get<double>(), 1e3 * doc["inside_mse"].get<double>());
+    const std::string cache = ws + "/analysis/position-error-run-1-rows-2.json";
+    ASSERT_TRUE(std::filesystem::exists(cache));
+    r = run("position-error --workspace " + ws + " --run 1 --rows 2");
+    EXPECT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("(cached"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("the linear part starts at position 32"), std::string::npos) << r.out;
+    write_file_atomic(cache, "{\"layers\": [0]}");  // damaged: recomputed, not believed
+    r = run("position-error --workspace " + ws + " --run 1 --rows 2");
+    EXPECT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("recomputing"), std::string::npos) << r.out;
+    EXPECT_EQ(parse_json(read_file(cache), cache)["mse"].size(), 6u);
+
+    r = run("eval --workspace " + ws + " --run 1 --max-rows 1");  // run 2
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_EQ(json_of("--workspace " + ws + " --run 2 --rows 2")["run"], 1);  // the run it evaluated
+
+    r = run("distill --workspace " + ws + " --steps 1 --window 16 --keep-softmax 4,5" + small);  // run 3
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_EQ(json_of("--workspace " + ws + " --run 3 --rows 1")["layers"], json({0, 1, 2, 3}));
+
+    r = run("distill --workspace " + ws + " --steps 1 --keep-softmax 4 --layers 1" + small);
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("not both"), std::string::npos) << r.out;
+    r = run("position-error");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("--data"), std::string::npos) << r.out;
+    r = run("position-error --workspace " + ws + " --run 99");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("99"), std::string::npos) << r.out;
 }
 
 // Llama 3 and Qwen 3 (tiny random models in the real layout, ctest fixture tiny_models):
