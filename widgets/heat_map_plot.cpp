@@ -38,7 +38,22 @@ HeatMapPlot::HeatMapPlot(QWidget* parent) : QWidget(parent) {
         else
             QToolTip::showText(e->globalPosition().toPoint(), text, plot_);
     });
+    connect(plot_, &QCustomPlot::mousePress, this, [this](QMouseEvent* e) {
+        if (e->button() != Qt::LeftButton || !plot_->axisRect()->rect().contains(e->pos())) return;
+        const double x = plot_->xAxis->pixelToCoord(e->pos().x());
+        const int row = row_at(plot_->yAxis->pixelToCoord(e->pos().y()));
+        if (row < 0 || steps_.isEmpty()) return;
+        double step = steps_.front();
+        for (double s : steps_)
+            if (std::fabs(s - x) < std::fabs(step - x)) step = s;
+        emit cell_clicked(layers_[row], step);
+    });
     add_export_menu(plot_);
+}
+
+int HeatMapPlot::row_at(double layer_row) const {
+    const int l = int(std::lround(layer_row));
+    return l >= 0 && l < layers_.size() ? l : -1;
 }
 
 void HeatMapPlot::set_data(const QVector<int>& layers, const QVector<double>& steps,
@@ -68,8 +83,8 @@ void HeatMapPlot::set_data(const QVector<int>& layers, const QVector<double>& st
 
 QString HeatMapPlot::describe(double step, double layer_row) const {
     if (steps_.isEmpty() || layers_.isEmpty()) return {};
-    int l = int(std::lround(layer_row));
-    if (l < 0 || l >= layers_.size()) return {};
+    const int l = row_at(layer_row);
+    if (l < 0) return {};
     int best = -1;
     for (int i = 0; i < steps_.size(); ++i)
         if (best < 0 || std::fabs(steps_[i] - step) < std::fabs(steps_[best] - step)) best = i;

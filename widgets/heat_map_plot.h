@@ -1,5 +1,5 @@
 // Layers x steps heat map with a log colour scale (per-layer MSE as training goes); hovering a
-// cell shows its layer, step and value.
+// cell shows its layer, step and value; clicking one says which layer and step.
 #pragma once
 
 #include <QVector>
@@ -24,7 +24,11 @@ class HeatMapPlot : public QWidget {
     QString describe(double step, double layer_row) const;
     QCustomPlot* plot() const { return plot_; }
 
+  signals:
+    void cell_clicked(int layer, double step);  // the layer's number (not its row) and the nearest step
+
   private:
+    int row_at(double layer_row) const;  // -1 outside the map
     QCustomPlot* plot_;
     QCPColorMap* map_;
     QCPColorScale* scale_;

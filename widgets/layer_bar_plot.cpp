@@ -16,16 +16,38 @@ LayerBarPlot::LayerBarPlot(QWidget* parent) : QWidget(parent), plot_(new QCustom
     plot_->xAxis->setLabel("layer");
     plot_->setObjectName("layerBars");
     setObjectName("layerBarPlot");
+    // The legend in a row of its own above the axis rect.
+    plot_->axisRect()->insetLayout()->take(plot_->legend);
+    plot_->axisRect()->insetLayout()->simplify();
+    plot_->plotLayout()->insertRow(0);
+    plot_->plotLayout()->addElement(0, 0, plot_->legend);
+    plot_->plotLayout()->setRowStretchFactor(0, 0.001);
+    plot_->legend->setFillOrder(QCPLegend::foColumnsFirst);
+    plot_->legend->setBorderPen(Qt::NoPen);
     plot_->setMouseTracking(true);
     connect(plot_, &QCustomPlot::mouseMove, this, [this](QMouseEvent* e) {
-        int layer = int(std::lround(plot_->xAxis->pixelToCoord(e->pos().x())));
+        int i = int(std::lround(plot_->xAxis->pixelToCoord(e->pos().x())));
         QString text;
         for (int s = 0; s < series_.size(); ++s)
-            if (layer >= 0 && layer < series_[s].size())
-                text += QString("%1 layer %2: %3\n").arg(names_.value(s)).arg(layer).arg(series_[s][layer], 0, 'g', 4);
+            if (i >= 0 && i < series_[s].size())
+                text += QString("%1 %2 %3: %4\n")
+                            .arg(names_.value(s), axis_name_)
+                            .arg(number(i))
+                            .arg(series_[s][i], 0, 'g', 4);
         if (!text.isEmpty()) QToolTip::showText(e->globalPosition().toPoint(), text.trimmed(), plot_);
     });
+    connect(plot_, &QCustomPlot::mousePress, this, [this](QMouseEvent* e) {
+        const int i = int(std::lround(plot_->xAxis->pixelToCoord(e->pos().x())));
+        if (e->button() == Qt::LeftButton && plot_->axisRect()->rect().contains(e->pos()) && !series_.isEmpty() &&
+            i >= 0 && i < series_.front().size())
+            emit bar_clicked(i);
+    });
     add_export_menu(plot_);
+}
+
+void LayerBarPlot::set_axis(const QString& name, const QVector<int>& numbers) {
+    axis_name_ = name, numbers_ = numbers;
+    plot_->xAxis->setLabel(name);
 }
 
 void LayerBarPlot::set_values(const QVector<double>& values, const QString& value_label, bool log_scale) {
@@ -50,6 +72,9 @@ void LayerBarPlot::set_series(const QVector<QVector<double>>& series, const QStr
         n = std::max<int>(n, int(series[s].size()));
     }
     plot_->legend->setVisible(series.size() > 1);
+    QSharedPointer<QCPAxisTickerText> ticks(new QCPAxisTickerText);
+    for (int i = 0; i < n; i += std::max(1, n / 32)) ticks->addTick(i, QString::number(number(i)));
+    plot_->xAxis->setTicker(ticks);
     plot_->yAxis->setLabel(value_label);
     plot_->yAxis->setScaleType(log_scale ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
     if (log_scale)

@@ -2,6 +2,7 @@
 
 #include <QToolTip>
 #include <QVBoxLayout>
+#include <algorithm>
 #include <cmath>
 #include <qcustomplot.h>
 
@@ -37,6 +38,12 @@ MatrixMapPlot::MatrixMapPlot(const QString& title, bool diverging, QWidget* pare
     plot_->xAxis->setLabel("key");
     plot_->yAxis->setLabel("query");
     plot_->yAxis->setRangeReversed(true);  // the first token at the top
+    plot_->setInteractions(QCP::iRangeDrag | QCP::iRangeZoom);
+    connect(plot_->xAxis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), this, [this] { update_labels(); });
+    empty_text_ = new QCPItemText(plot_);
+    empty_text_->position->setType(QCPItemPosition::ptAxisRectRatio);
+    empty_text_->position->setCoords(0.5, 0.5);
+    empty_text_->setColor(QColor(90, 90, 90));
     plot_->setMouseTracking(true);
     connect(plot_, &QCustomPlot::mouseMove, this, [this](QMouseEvent* e) {
         QString t = describe(plot_->xAxis->pixelToCoord(e->pos().x()), plot_->yAxis->pixelToCoord(e->pos().y()));
@@ -46,12 +53,54 @@ MatrixMapPlot::MatrixMapPlot(const QString& title, bool diverging, QWidget* pare
             QToolTip::showText(e->globalPosition().toPoint(), t, plot_);
     });
     add_export_menu(plot_);
+    set_empty("No map yet: pick a layer and head, then Show (or Sample from data).");
+}
+
+void MatrixMapPlot::set_empty(const QString& text) {
+    values_.clear(), tokens_.clear();
+    map_->data()->clear();
+    map_->setVisible(false);
+    scale_->setVisible(false);
+    outline_->data()->clear();
+    plot_->xAxis->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
+    plot_->yAxis->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
+    plot_->xAxis->setTickLabels(false), plot_->yAxis->setTickLabels(false);
+    empty_text_->setText(text);
+    empty_text_->setVisible(true);
+    plot_->replot();
+}
+
+// Token labels for the keys and queries in view, thinned to about 24 per axis.
+void MatrixMapPlot::update_labels() {
+    const int n = int(values_.size());
+    if (n == 0) return;
+    const QCPRange r = plot_->xAxis->range();
+    const int lo = std::clamp(int(std::ceil(r.lower)), 0, n - 1), hi = std::clamp(int(std::floor(r.upper)), 0, n - 1);
+    const int every = std::max(1, (hi - lo + 1) / 24);
+    QSharedPointer<QCPAxisTickerText> ticks(new QCPAxisTickerText);
+    for (int i = 0; i < n; i += every) ticks->addTick(i, tokens_.value(i).replace(QChar(0x2581), ' ').trimmed());
+    plot_->xAxis->setTicker(ticks);
+    plot_->yAxis->setTicker(ticks);
+}
+
+int MatrixMapPlot::visible_labels() const {
+    const QCPRange r = plot_->xAxis->range();
+    auto ticks = plot_->xAxis->ticker().dynamicCast<QCPAxisTickerText>();
+    int n = 0;
+    if (ticks)
+        for (double k : ticks->ticks().keys()) n += r.contains(k);
+    return n;
 }
 
 void MatrixMapPlot::set_matrix(const QVector<QVector<double>>& values, const QStringList& tokens,
                                const QVector<QVector<double>>& region) {
     values_ = values, tokens_ = tokens;
     const int n = int(values.size());
+    if (n == 0) return set_empty("The prompt has no tokens.");
+    empty_text_->setVisible(false);
+    map_->setVisible(true);
+    scale_->setVisible(true);
+    plot_->xAxis->setTickLabels(true), plot_->yAxis->setTickLabels(true);
     map_->data()->setSize(std::max(n, 1), std::max(n, 1));
     map_->data()->setRange(QCPRange(0, std::max(n - 1, 1)), QCPRange(0, std::max(n - 1, 1)));
     double lo = 0, hi = 0;
@@ -66,12 +115,6 @@ void MatrixMapPlot::set_matrix(const QVector<QVector<double>>& values, const QSt
     } else {
         map_->setDataRange(QCPRange(0, std::max(hi, 1e-12)));
     }
-    // Token labels (every k-th when there are many).
-    QSharedPointer<QCPAxisTickerText> ticks(new QCPAxisTickerText);
-    const int every = std::max(1, n / 24);
-    for (int i = 0; i < n; i += every) ticks->addTick(i, tokens.value(i).replace(QChar(0x2581), ' ').trimmed());
-    plot_->xAxis->setTicker(ticks);
-    plot_->yAxis->setTicker(ticks);
     plot_->xAxis->setTickLabelRotation(60);
     // Outline: the left edge of the region in each row, then back along the diagonal.
     QVector<double> xs, ys;
@@ -88,6 +131,7 @@ void MatrixMapPlot::set_matrix(const QVector<QVector<double>>& values, const QSt
     outline_->setData(xs, ys);
     plot_->xAxis->setRange(-0.5, n - 0.5);
     plot_->yAxis->setRange(-0.5, n - 0.5);
+    update_labels();
     plot_->replot();
 }
 

@@ -1,6 +1,7 @@
 // A square matrix as a heat map with token labels on both axes (attention weights: rows are
 // queries, columns keys), an optional outline of a region (the softmax window), a diverging
-// colour scale for differences; hovering shows query, key and value.
+// colour scale for differences; hovering shows query, key and value. The wheel zooms and a drag
+// pans (token labels thin out to what fits); before any data it says what to do instead.
 #pragma once
 
 #include <QStringList>
@@ -11,6 +12,7 @@ class QCustomPlot;
 class QCPColorMap;
 class QCPColorScale;
 class QCPCurve;
+class QCPItemText;
 
 namespace lincat::widgets {
 
@@ -24,6 +26,10 @@ class MatrixMapPlot : public QWidget {
     int size() const { return values_.size(); }
     double value(int row, int col) const { return values_.value(row).value(col); }
     QString describe(double col, double row) const;
+    // No matrix: the map is cleared and `text` says what to do.
+    void set_empty(const QString& text);
+    bool empty() const { return values_.isEmpty(); }
+    int visible_labels() const;  // token labels on the key axis in the current view
     QCustomPlot* plot() const { return plot_; }
 
   private:
@@ -31,6 +37,8 @@ class MatrixMapPlot : public QWidget {
     QCPColorMap* map_;
     QCPColorScale* scale_;
     QCPCurve* outline_;
+    QCPItemText* empty_text_;
+    void update_labels();
     bool diverging_;
     QVector<QVector<double>> values_;
     QStringList tokens_;

@@ -17,6 +17,9 @@
 
 namespace lincat::studio {
 
+// The most prompt tokens the maps show (three T x T maps of doubles as JSON: 1024 is ~60 MB).
+constexpr int kMaxTokens = 1024;
+
 AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
     setObjectName("attentionView");
     prompt_ = new QLineEdit("Once upon a time, there was a little girl named Lily. She loved to play outside.");
@@ -75,7 +78,7 @@ bool AttentionView::sample_prompt(int index) {
         SafetensorsFile f = SafetensorsFile::open(data.filePath(files.front()).toStdString());
         const TensorInfo* t = f.find("tokens");
         if (!t || t->dtype != DType::I32 || t->shape.size() != 2 || t->shape[0] < 1) return false;
-        const int64_t rows = t->shape[0], len = std::min<int64_t>(t->shape[1], 48);
+        const int64_t rows = t->shape[0], len = std::min<int64_t>(t->shape[1], kMaxTokens - 1);  // + BOS
         const int32_t* p = reinterpret_cast<const int32_t*>(f.data(*t)) + (index % rows) * t->shape[1];
         Tokenizer tok = Tokenizer::load_dir(model_.toStdString());
         prompt_->setText(QString::fromStdString(tok.decode(std::vector<int32_t>(p, p + len))));
@@ -86,17 +89,46 @@ bool AttentionView::sample_prompt(int index) {
     }
 }
 
+void AttentionView::set_layer(int layer) {
+    layer_->setValue(layer);
+}
+
+int AttentionView::layer() const {
+    return layer_->value();
+}
+
+int AttentionView::head() const {
+    return head_->value();
+}
+
+void AttentionView::show_head(int layer, int head) {
+    layer_->setValue(layer);
+    head_->setValue(head);
+    if (teacher_->empty() || teacher_->size() <= 64) sample_prompt(0);  // a short prompt never leaves the window
+    load(prompt_->text(), layer, head);
+}
+
 QString AttentionView::info() const {
     return info_->text();
 }
 
 void AttentionView::load(const QString& prompt, int layer, int head) {
-    if (busy()) return;
+    if (busy()) {
+        pending_ = Pending{prompt, layer, head};
+        return;
+    }
     prompt_->setText(prompt);
     layer_->setValue(layer);
     head_->setValue(head);
-    QStringList args = {"attention-map", "--prompt",           prompt, "--layer", QString::number(layer),
-                        "--head",        QString::number(head)};
+    QStringList args = {"attention-map",
+                        "--prompt",
+                        prompt,
+                        "--layer",
+                        QString::number(layer),
+                        "--head",
+                        QString::number(head),
+                        "--max-tokens",
+                        QString::number(kMaxTokens)};
     if (!model_.isEmpty()) args << "--model" << model_;
     if (run_ && !workspace_.isEmpty()) args << "--run" << QString::number(run_) << "--workspace" << workspace_;
     info_->setText("Computing…");
@@ -106,6 +138,14 @@ void AttentionView::load(const QString& prompt, int layer, int head) {
 
 void AttentionView::finished() {
     load_->setEnabled(true);
+    if (pending_) {  // a newer request came in while this one ran: it wins
+        Pending p = *pending_;
+        pending_.reset();
+        process_.readAllStandardOutput();
+        process_.readAllStandardError();
+        load(p.prompt, p.layer, p.head);
+        return;
+    }
     const QByteArray out = process_.readAllStandardOutput();
     if (process_.exitCode() != 0) {
         info_->setText("attention-map failed: " + QString::fromUtf8(process_.readAllStandardError()).trimmed());
@@ -137,7 +177,7 @@ void AttentionView::finished() {
         variant.empty()
             ? QString("Layer %1 head %2: softmax in the student.").arg(j["layer"].get<int>()).arg(j["head"].get<int>())
             : QString("Layer %1 head %2: %3 window %4 (dashed: where the softmax window starts), "
-                      "gamma %5, %6 tokens.")
+                      "gamma %5, %6 tokens. Wheel: zoom, drag: pan.")
                   .arg(j["layer"].get<int>())
                   .arg(j["head"].get<int>())
                   .arg(QString::fromStdString(variant))

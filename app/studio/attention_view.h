@@ -5,6 +5,7 @@
 
 #include <QProcess>
 #include <QWidget>
+#include <optional>
 
 class QLabel;
 class QLineEdit;
@@ -25,8 +26,14 @@ class AttentionView : public QWidget {
     // feature maps. model: the model folder.
     void set_source(const QString& model, const QString& workspace, qint64 run);
     void load(const QString& prompt, int layer, int head);
-    // A prompt from the data: the start of a cached teacher sample of the workspace (or of its
-    // text data); false when the workspace has none yet.
+    // A layer and head chosen elsewhere (a heat-map cell, a head bar): shown on a data sample
+    // several windows long when the workspace has one, else on the current prompt.
+    void show_head(int layer, int head);
+    void set_layer(int layer);
+    int layer() const;
+    int head() const;
+    // A prompt from the data: a whole cached teacher sample of the workspace (its sequence
+    // length, several windows long); false when the workspace has none yet.
     bool sample_prompt(int index);
     QString prompt() const;
     bool busy() const { return process_.state() != QProcess::NotRunning; }
@@ -48,6 +55,12 @@ class AttentionView : public QWidget {
     QProcess process_;
     QString model_, workspace_;
     qint64 run_ = 0;
+    // A request made while a map computes: run after it (the newest wins).
+    struct Pending {
+        QString prompt;
+        int layer = 0, head = 0;
+    };
+    std::optional<Pending> pending_;
 };
 
 }  // namespace lincat::studio

@@ -80,6 +80,7 @@ int main(int argc, char** argv) {
     }
     QString ws = parser.isSet(workspace) ? parser.value(workspace) : settings.value("session/workspace").toString();
     if (!ws.isEmpty()) window.open_workspace(ws);
+    if (parser.isSet(screenshots_opt)) window.resize(1600, 1000);
     window.show();
     if (parser.isSet(screenshots_opt)) return window.save_screenshots(parser.value(screenshots_opt)) ? 0 : 1;
     if (parser.isSet(linearize_opt)) {

@@ -13,6 +13,8 @@
 #include <QStatusBar>
 #include <QTabWidget>
 #include <QTimer>
+#include <QElapsedTimer>
+#include <functional>
 #include <QVBoxLayout>
 #include <qcustomplot.h>
 
@@ -24,6 +26,10 @@
 #include "session_view.h"
 #include "attention_view.h"
 #include "generate_view.h"
+#include "position_view.h"
+#include "store/workspace.h"
+#include <QEventLoop>
+#include <QTreeWidget>
 
 // Resources in a static library need an explicit init (outside any namespace).
 static void init_studio_resources() {
@@ -51,11 +57,13 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     planner_ = new widgets::PlannerView;
     attention_ = new AttentionView;
     generate_ = new GenerateView;
+    position_ = new PositionView;
 
     tabs_ = new QTabWidget;
     tabs_->setObjectName("mainTabs");
     tabs_->addTab(session_page, "Session");
     tabs_->addTab(layer_error_, "Layer error");
+    tabs_->addTab(position_, "Where it loses");
     tabs_->addTab(attention_, "Attention maps");
     tabs_->addTab(generate_, "Generate");
     tabs_->addTab(planner_, "Block planner");
@@ -68,6 +76,20 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     connect(session_, &SessionView::run_selected, this, [this](qint64 run) {
         attention_->set_source(session_->model_dir(), session_->workspace_dir(), run);
         generate_->set_source(session_->model_dir(), session_->workspace_dir(), run);
+        position_->set_source(session_->model_dir(), session_->workspace_dir(), run);
+    });
+    connect(session_, &SessionView::runs_compared, this, [this](qint64 run, qint64 other) {
+        layer_error_->compare_runs(run, other);
+        statusBar()->showMessage(QString("Comparing run %1 with run %2 (Layer error tab)").arg(run).arg(other));
+    });
+    // A layer or head picked in one view opens its attention maps.
+    connect(layer_error_, &LayerErrorView::layer_clicked, this, [this](int layer) {
+        tabs_->setCurrentWidget(attention_);
+        attention_->show_head(layer, attention_->head());
+    });
+    connect(position_, &PositionView::head_clicked, this, [this](int layer, int head) {
+        tabs_->setCurrentWidget(attention_);
+        attention_->show_head(layer, head);
     });
 
     // Menus and shortcuts for the common actions.
@@ -185,9 +207,39 @@ void MainWindow::export_current_plot() {
         QMessageBox::warning(this, "Export failed", error);
 }
 
-bool MainWindow::save_screenshots(const QString& dir) {
+// Waits until `busy` is false (the view's child process ended), at most wait_ms.
+static void wait_until_idle(const std::function<bool()>& busy, int wait_ms) {
+    QElapsedTimer t;
+    t.start();
+    while (busy() && t.elapsed() < wait_ms) {
+        QEventLoop loop;
+        QTimer::singleShot(100, &loop, &QEventLoop::quit);
+        loop.exec();
+    }
+}
+
+bool MainWindow::save_screenshots(const QString& dir, int wait_ms) {
     QDir().mkpath(dir);
-    const QStringList names = {"session", "layer_error", "attention", "generate", "planner"};
+    if (Workspace* ws = session_->workspace()) {
+        // The newest stage-1 run as the student, every computing view filled for it.
+        qint64 run = 0;
+        for (auto& r : ws->runs())
+            if (r.kind == RunKind::Distill && r.status == RunStatus::Completed) run = r.id;
+        if (QTreeWidgetItem* item = run ? session_->run_item(run) : nullptr) {
+            session_->run_tree()->setCurrentItem(item);
+            QApplication::processEvents();
+            tabs_->setCurrentWidget(position_);
+            position_->compute();
+            wait_until_idle([this] { return position_->busy(); }, wait_ms);
+            attention_->show_head(std::max(0, position_->head_layer()), 0);
+            wait_until_idle([this] { return attention_->busy(); }, wait_ms);
+            generate_->generate("Once upon a time", 128);
+            wait_until_idle([this] { return generate_->busy(); }, wait_ms);
+            generate_->measure_decode("256,1K");
+            wait_until_idle([this] { return generate_->decode_busy(); }, wait_ms);
+        }
+    }
+    const QStringList names = {"session", "layer_error", "position_error", "attention", "generate", "planner"};
     bool ok = true;
     const int keep = tabs_->currentIndex();
     for (int i = 0; i < tabs_->count() && i < names.size(); ++i) {

@@ -1,5 +1,7 @@
 // The studio's main window: Session (model, workspace, runs, pipeline), Layer error (live
-// per-layer MSE) and Planner (k-block planner) tabs; settings and layout persist (QSettings).
+// per-layer MSE), Where it loses (error by position and head), Attention maps, Generate and
+// Planner (k-block planner) tabs; settings and layout persist (QSettings). The views lead into
+// each other: a heat-map cell or a head bar opens that layer's attention maps.
 #pragma once
 
 #include <QMainWindow>
@@ -18,6 +20,7 @@ class SessionView;
 class LayerErrorView;
 class AttentionView;
 class GenerateView;
+class PositionView;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
@@ -26,14 +29,18 @@ class MainWindow : public QMainWindow {
     // Shows the model in `dir`; returns false (and shows why) when it cannot be read.
     bool open_model(const QString& dir);
     bool open_workspace(const QString& dir);
-    // Writes one PNG per main view into dir (session.png, layer_error.png, planner.png).
-    bool save_screenshots(const QString& dir);
+    // Writes one PNG per main view into dir (session.png, layer_error.png, position_error.png,
+    // attention.png, generate.png, planner.png). With a workspace, it first selects its newest
+    // stage-1 run and fills the views that compute (position error, the attention maps of a
+    // data sample, generation, decode speed), waiting up to `wait_ms` for each.
+    bool save_screenshots(const QString& dir, int wait_ms = 300000);
 
     SessionView* session() const { return session_; }
     LayerErrorView* layer_error() const { return layer_error_; }
     widgets::PlannerView* planner() const { return planner_; }
     AttentionView* attention() const { return attention_; }
     GenerateView* generation() const { return generate_; }
+    PositionView* position() const { return position_; }
     QTabWidget* tabs() const { return tabs_; }
 
   protected:
@@ -52,6 +59,7 @@ class MainWindow : public QMainWindow {
     widgets::PlannerView* planner_;
     AttentionView* attention_;
     GenerateView* generate_;
+    PositionView* position_;
     QMenu* recent_menu_;
 };
 

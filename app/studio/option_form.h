@@ -8,6 +8,7 @@
 #include <QComboBox>
 #include <QDoubleSpinBox>
 #include <QFormLayout>
+#include <QLineEdit>
 #include <QSpinBox>
 #include <QStringList>
 #include <QWidget>
@@ -53,8 +54,17 @@ class OptionForm {
                 for (auto& choice : f.choices) c->addItem(QString::fromStdString(choice));
                 c->setCurrentText(QString::fromStdString(value.get<std::string>()));
                 row.editor = c;
+            } else if (f.type == FieldType::IntList || f.type == FieldType::TextList) {
+                auto* e = new QLineEdit;  // comma-separated, as on the command line
+                QStringList items;
+                for (auto& v : value)
+                    items << (v.is_string() ? QString::fromStdString(v.get<std::string>())
+                                            : QString::number(v.get<int64_t>()));
+                e->setText(items.join(","));
+                e->setPlaceholderText(f.type == FieldType::IntList ? "e.g. 0,1,2 (empty: all)" : "comma-separated");
+                row.editor = e;
             } else {
-                continue;  // lists and free text stay on the command line
+                continue;  // free text stays on the command line
             }
             row.editor->setObjectName(QString::fromStdString("option_" + key));
             row.editor->setToolTip(QString::fromStdString("--" + f.cli));
@@ -71,6 +81,8 @@ class OptionForm {
             if (auto* s = qobject_cast<QDoubleSpinBox*>(r.editor)) out << name << QString::number(s->value(), 'g', 10);
             if (auto* c = qobject_cast<QComboBox*>(r.editor)) out << name << c->currentText();
             if (auto* b = qobject_cast<QCheckBox*>(r.editor); b && b->isChecked()) out << name;
+            if (auto* e = qobject_cast<QLineEdit*>(r.editor); e && !e->text().trimmed().isEmpty())
+                out << name << e->text().remove(' ');
         }
         return out;
     }

@@ -1,7 +1,9 @@
 #include "session_view.h"
 
 #include <QDateTime>
+#include <QFileDialog>
 #include <QFormLayout>
+#include <QLineEdit>
 #include <QGroupBox>
 #include <QHBoxLayout>
 #include <QHeaderView>
@@ -14,10 +16,15 @@
 #include <QTreeWidget>
 #include <QVBoxLayout>
 #include <csignal>
+#include <algorithm>
 #include <map>
 #include <cerrno>
 
 #include "option_form.h"
+#include "run_figures.h"
+#include "model/config.h"
+#include "model/model_dir.h"
+#include "store/run_evaluation.h"
 #include "store/workspace.h"
 #include "train/distill_config.h"
 #include "train/finetune_config.h"
@@ -31,10 +38,25 @@ SessionView::SessionView(QWidget* parent) : QWidget(parent) {
     model_label_ = new QLabel("Model: default");
     tree_ = new QTreeWidget;
     tree_->setObjectName("runTree");
-    tree_->setHeaderLabels({"run", "kind", "status", "steps", "updated", "message"});
+    tree_->setHeaderLabels(
+        {"run", "kind", "status", "steps", "ppl vs teacher", "top-1", "KL", "mean MSE", "updated", "message"});
+    tree_->headerItem()->setToolTip(ColPpl, "held-out perplexity over the softmax teacher's (newest evaluation)");
+    tree_->headerItem()->setToolTip(ColMse, "mean attention-output MSE of the linearized layers (held out)");
     tree_->header()->setSectionResizeMode(QHeaderView::ResizeToContents);
+    tree_->setSelectionMode(QAbstractItemView::ExtendedSelection);
     connect(tree_, &QTreeWidget::currentItemChanged, this, [this] {
-        if (qint64 r = selected_run()) emit run_selected(r);
+        if (qint64 r = selected_run()) {
+            suggest_keep_softmax(r);
+            emit run_selected(r);
+        }
+    });
+    connect(tree_, &QTreeWidget::itemSelectionChanged, this, [this] {
+        QList<qint64> runs;
+        for (QTreeWidgetItem* item : tree_->selectedItems())
+            if (qint64 r = item->data(0, Qt::UserRole).toLongLong(); r && !runs.contains(r)) runs << r;
+        if (runs.size() == 2)
+            emit runs_compared(runs[0] == selected_run() ? runs[0] : runs[1],
+                               runs[0] == selected_run() ? runs[1] : runs[0]);
     });
 
     // Stage settings: rows, ranges and defaults come from the stages' option tables (the CLI's).
@@ -44,9 +66,39 @@ SessionView::SessionView(QWidget* parent) : QWidget(parent) {
     auto* f1 = new QFormLayout(s1);
     stage1_form_ = std::make_unique<OptionForm>(
         f1, distill_fields(),
-        std::vector<std::string>{"steps", "lr", "variant", "window", "feature_map", "feature_dim", "seq_len",
+        std::vector<std::string>{"steps", "lr", "variant", "window", "feature_map", "feature_dim", "layers", "seq_len",
                                  "teacher_sequences", "batch_size", "eval_every", "checkpoint_every"});
     stage1_steps()->setObjectName("stage1Steps");
+    // Not fields of the run's config but of the command (as in `lincat distill`).
+    keep_softmax_ = new QLineEdit;
+    keep_softmax_->setObjectName("option_keep_softmax");
+    keep_softmax_->setPlaceholderText("e.g. 4,5 (the Where-it-loses tab shows the worst layers)");
+    keep_softmax_->setToolTip("--keep-softmax: these layers stay softmax, every other is linearized");
+    f1->addRow("Layers kept softmax", keep_softmax_);
+    keep_hint_ = new QLabel("Select an evaluated run: the layers it loses most in are suggested here.");
+    keep_hint_->setObjectName("keepSoftmaxHint");
+    keep_hint_->setWordWrap(true);
+    keep_worst_ = new QPushButton("Keep the worst softmax");
+    keep_worst_->setObjectName("keepWorst");
+    keep_worst_->setEnabled(false);
+    auto* hint_row = new QHBoxLayout;
+    hint_row->addWidget(keep_hint_, 1);
+    hint_row->addWidget(keep_worst_);
+    f1->addRow(hint_row);  // the whole width: the hint is a sentence
+    data_files_ = new QLineEdit;
+    data_files_->setObjectName("option_data");
+    data_files_->setPlaceholderText("text / .jsonl files, comma-separated (empty: sample the teacher)");
+    data_files_->setToolTip("--data");
+    auto* browse = new QPushButton("…");
+    connect(browse, &QPushButton::clicked, this, [this] {
+        QStringList files =
+            QFileDialog::getOpenFileNames(this, "Training text", {}, "Text or Alpaca (*.txt *.jsonl);;All (*)");
+        if (!files.isEmpty()) data_files_->setText(files.join(","));
+    });
+    auto* data_row = new QHBoxLayout;
+    data_row->addWidget(data_files_, 1);
+    data_row->addWidget(browse);
+    f1->addRow("Data files", data_row);
     stages_->addTab(s1, "Stage 1: attention transfer");
     auto* s2 = new QWidget;
     auto* f2 = new QFormLayout(s2);
@@ -132,6 +184,53 @@ SessionView::SessionView(QWidget* parent) : QWidget(parent) {
 
 SessionView::~SessionView() = default;
 
+QString SessionView::keep_softmax_hint() const {
+    return keep_hint_->text();
+}
+
+// Keeping a layer softmax buys back its error and costs its KV cache at decode: 2 (k, v) x kv
+// heads x head dim values per token, which grow with the context again (the others stay constant).
+void SessionView::suggest_keep_softmax(qint64 run) {
+    if (!ws_) return;
+    const RunFigures f = run_figures(newest_evaluations(*ws_), run);
+    if (!f.ok || f.layer_mse.isEmpty() || f.layers.size() != f.layer_mse.size()) {
+        keep_hint_->setText(QString("Run %1 has no per-layer evaluation yet: evaluate it to see which layers to keep "
+                                    "softmax.")
+                                .arg(run));
+        keep_worst_->setEnabled(false);
+        return;
+    }
+    QVector<int> order(f.layers.size());
+    for (int i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](int a, int b) { return f.layer_mse[a] > f.layer_mse[b]; });
+    QString worst;
+    QStringList pick;
+    for (int i = 0; i < order.size() && i < 3; ++i) {
+        worst +=
+            QString("%1layer %2 (%3)").arg(i ? ", " : "").arg(f.layers[order[i]]).arg(f.layer_mse[order[i]], 0, 'g', 3);
+        if (i < std::min(2, int(order.size()) - 1)) pick << QString::number(f.layers[order[i]]);  // never all
+    }
+    std::sort(pick.begin(), pick.end(), [](const QString& a, const QString& b) { return a.toInt() < b.toInt(); });
+    QString cost;
+    try {
+        ModelConfig c = load_model_config(
+            resolve_model_dir(model_dir_.isEmpty() ? "default" : model_dir_.toStdString()) + "/config.json");
+        const int64_t per_token = 2 * c.num_key_value_heads * c.head_dim;  // values
+        cost = QString(
+                   " Each one kept costs %1 values of KV cache per token at decode (%2 KB per 1K tokens in "
+                   "fp32, half in bf16), growing with the context.")
+                   .arg(per_token)
+                   .arg(double(per_token) * 4 * 1024 / 1e3, 0, 'f', 0);
+    } catch (const std::exception&) {
+        // no readable model: the suggestion without its cost
+    }
+    keep_hint_->setText(QString("Run %1 loses most in %2 (held-out output MSE).").arg(run).arg(worst) + cost);
+    keep_worst_->setText("Keep " + pick.join(",") + " softmax");
+    keep_worst_->setEnabled(!pick.isEmpty());
+    disconnect(keep_worst_, nullptr, nullptr, nullptr);
+    connect(keep_worst_, &QPushButton::clicked, this, [this, pick] { keep_softmax_->setText(pick.join(",")); });
+}
+
 QSpinBox* SessionView::stage1_steps() const {
     return qobject_cast<QSpinBox*>(stage1_form_->editor("steps"));
 }
@@ -213,6 +312,7 @@ void SessionView::refresh() {
         }
         if (signature == tree_signature_) return;
         tree_signature_ = signature;
+        const auto evaluations = newest_evaluations(*ws_);  // a new evaluation is a new run: in the signature
         const qint64 keep = selected_run();
         QSignalBlocker block(tree_);
         tree_->clear();
@@ -227,19 +327,31 @@ void SessionView::refresh() {
                 session->setData(0, Qt::UserRole, qint64(0));
                 session->setExpanded(true);
             }
-            auto* item =
-                new QTreeWidgetItem(session, {QString::number(r.id), run_kind_name(r.kind), run_status_name(r.status),
-                                              row.steps ? QString::number(row.steps) : "",
-                                              QString::fromStdString(r.updated_at), QString::fromStdString(r.message)});
+            const RunFigures f = run_figures(evaluations, r.id);
+            auto figure = [&](double v, const char* format) { return f.ok ? QString::asprintf(format, v) : QString(); };
+            auto* item = new QTreeWidgetItem(
+                session, {QString::number(r.id), run_kind_name(r.kind), run_status_name(r.status),
+                          row.steps ? QString::number(row.steps) : "", figure(100 * f.ppl_gap(), "%+.2f%%"),
+                          figure(100 * f.top1, "%.2f%%"), figure(f.kl, "%.4f"),
+                          f.ok && !f.layer_mse.isEmpty() ? QString::asprintf("%.3g", f.mean_layer_mse()) : "",
+                          QString::fromStdString(r.updated_at), QString::fromStdString(r.message)});
+            if (f.ok)
+                item->setToolTip(ColPpl, QString("ppl %1 vs the teacher's %2%3")
+                                             .arg(f.student_ppl, 0, 'f', 3)
+                                             .arg(f.teacher_ppl, 0, 'f', 3)
+                                             .arg(f.eval_run ? QString(" (eval run %1)").arg(f.eval_run) : ""));
             item->setData(0, Qt::UserRole, qint64(r.id));
             QColor color = r.status == RunStatus::Failed      ? QColor(200, 40, 40)
                            : r.status == RunStatus::Running   ? QColor(30, 110, 200)
                            : r.status == RunStatus::Cancelled ? QColor(150, 110, 0)
                                                               : QColor(30, 130, 60);
-            item->setForeground(2, color);
+            item->setForeground(ColStatus, color);
             for (auto& c : row.checkpoints) {
-                auto* ck = new QTreeWidgetItem(item, {c.is_best ? "best" : "checkpoint", "", "",
-                                                      QString::number(c.step), "", QString::fromStdString(c.path)});
+                QStringList cols(ColMessage + 1);
+                cols[ColRun] = c.is_best ? "best" : "checkpoint";
+                cols[ColSteps] = QString::number(c.step);
+                cols[ColMessage] = QString::fromStdString(c.path);
+                auto* ck = new QTreeWidgetItem(item, cols);
                 ck->setData(0, Qt::UserRole, qint64(0));
             }
             if (r.id == keep) keep_item = item;
@@ -277,7 +389,10 @@ bool SessionView::start(const QString& label, const QStringList& args) {
 }
 
 bool SessionView::start_stage1(const QStringList& extra) {
-    return start("Stage 1", QStringList{"distill"} + stage1_form_->args() + extra);
+    QStringList args = QStringList{"distill"} + stage1_form_->args();
+    if (!keep_softmax_->text().trimmed().isEmpty()) args << "--keep-softmax" << keep_softmax_->text().remove(' ');
+    if (!data_files_->text().trimmed().isEmpty()) args << "--data" << data_files_->text().trimmed();
+    return start("Stage 1", args + extra);
 }
 
 bool SessionView::start_linearize() {

@@ -1,6 +1,7 @@
 // The session: a model and a workspace; the run tree from the workspace database (runs >
-// checkpoints, with status); the pipeline (stage 1 -> stage 2 -> eval) with each stage's settings,
-// Start / Cancel / Resume, and a progress bar with tokens/s and ETA. Jobs are `lincat` processes.
+// checkpoints, with status and each run's held-out figures: ppl vs the teacher, top-1, KL,
+// mean layer MSE; selecting two runs compares them); the pipeline (stage 1 -> stage 2 -> eval) with each stage's
+// settings, Start / Cancel / Resume, and a progress bar with tokens/s and ETA. Jobs are `lincat` processes.
 #pragma once
 
 #include <QWidget>
@@ -9,6 +10,7 @@
 #include "job_runner.h"
 
 class QLabel;
+class QLineEdit;
 class QProgressBar;
 class QPushButton;
 class QSpinBox;
@@ -41,6 +43,8 @@ class SessionView : public QWidget {
     JobRunner* job() { return &job_; }
     QTreeWidget* run_tree() const { return tree_; }
     qint64 selected_run() const;
+    // The tree's columns (one place for the view and its tests).
+    enum Column { ColRun, ColKind, ColStatus, ColSteps, ColPpl, ColTop1, ColKl, ColMse, ColUpdated, ColMessage };
     QTreeWidgetItem* run_item(qint64 run) const;  // nullptr when the tree does not show it
 
     // Stage 1 with the form's settings (extra args appended); Resume continues the selected run.
@@ -53,11 +57,15 @@ class SessionView : public QWidget {
     void refresh();  // re-reads the run tree (also on a 1 s timer)
 
     QSpinBox* stage1_steps() const;
+    QString keep_softmax_hint() const;
+    QLineEdit* keep_softmax() const { return keep_softmax_; }
+    QPushButton* keep_worst_button() const { return keep_worst_; }
 
   signals:
     void status_text(const QString& text);
     void runs_changed();
     void run_selected(qint64 run);
+    void runs_compared(qint64 run, qint64 other);  // two runs selected (Ctrl+click)
 
   private:
     bool start(const QString& label, const QStringList& args);
@@ -71,6 +79,10 @@ class SessionView : public QWidget {
     QProgressBar* progress_;
     QPushButton *start_, *cancel_, *resume_;
     QTabWidget* stages_;
+    QLineEdit *keep_softmax_, *data_files_;
+    QLabel* keep_hint_;
+    QPushButton* keep_worst_;
+    void suggest_keep_softmax(qint64 run);  // the worst layers of the run's evaluation, and their decode cost
     std::unique_ptr<OptionForm> stage1_form_, stage2_form_;
     QTimer* timer_;
     QString tree_signature_;

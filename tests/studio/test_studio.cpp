@@ -1,7 +1,9 @@
 // Qt Test on the offscreen platform, driving the real widgets: the planner's 405B k = 9 disk
 // figure, the layer-error views from recorded metrics, plot export, a real stage-1 job on
 // stories15M started from the GUI (heat map fills, cancel, resume), a job killed with SIGKILL
-// (GUI up, run failed, metrics readable), and a PNG of each main view for reviewers.
+// (GUI up, run failed, metrics readable), where a trained run loses (error by position beyond
+// the window, heads, clicks that open attention maps), evaluation figures in the run tree and
+// in comparisons, and a PNG of each main view for reviewers.
 #include <QCheckBox>
 #include <QDir>
 #include <QFile>
@@ -26,6 +28,8 @@
 #include "matrix_map_plot.h"
 #include "model/model_dir.h"
 #include "planner_view.h"
+#include "position_error_plot.h"
+#include "position_view.h"
 #include "plot_export.h"
 #include "session_view.h"
 #include "store/workspace.h"
@@ -256,6 +260,176 @@ class StudioTest : public QObject {
         QVERIFY(gen.wait(120000));
         QVERIFY2(w.generation()->student_stats().startsWith("linearized"), qPrintable(w.generation()->student_stats()));
         QVERIFY(w.save_screenshots(qEnvironmentVariable("LINCAT_SCREENSHOTS", d.filePath("shots"))));
+    }
+
+    // Where a trained run loses: its error by position rises past the window edge, the run tree
+    // shows its evaluation, a head bar and a heat-map cell open that layer's attention maps on a
+    // data sample longer than the window, and decode speed is charted against context.
+    void whereItLosesAfterStageOne() {
+        QTemporaryDir d;
+        const QString model = QString::fromStdString(cache_dir() + "/models/stories15M"), wsdir = d.filePath("ws");
+        auto lincat = [&](const QStringList& args) {
+            QProcess p;
+            p.setProcessChannelMode(QProcess::MergedChannels);
+            p.start(studio::JobRunner::lincat_binary(), QStringList(args)
+                                                            << "--workspace" << wsdir << "--model" << model);
+            const bool ended = p.waitForFinished(300000);
+            const bool ok = ended && p.exitStatus() == QProcess::NormalExit && p.exitCode() == 0;
+            return ok ? QString() : args.join(' ') + ": " + p.errorString() + "\n" + QString::fromUtf8(p.readAll());
+        };
+        QString err =
+            lincat({"distill", "--steps", "12", "--seq-len", "64", "--teacher-sequences", "24", "--batch-size", "2",
+                    "--eval-every", "6", "--checkpoint-every", "6", "--window", "16"});  // run 1
+        QVERIFY2(err.isEmpty(), qPrintable(err));
+        err = lincat({"eval", "--run", "1"});  // run 2
+        QVERIFY2(err.isEmpty(), qPrintable(err));
+
+        studio::MainWindow w;
+        QVERIFY(w.open_model(model));
+        QVERIFY(w.open_workspace(wsdir));
+        w.resize(1400, 900);
+        w.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&w));
+        studio::SessionView* s = w.session();
+        s->refresh();
+        // The run tree: the evaluation's figures on the stage-1 run and on the eval run.
+        json doc = json::parse(*s->workspace()->run_results(2));
+        const QString gap = QString::asprintf(
+            "%+.2f%%", 100 * (doc["student_ppl"].get<double>() / doc["teacher_ppl"].get<double>() - 1));
+        for (qint64 run : {1, 2}) {
+            QVERIFY(s->run_item(run));
+            QCOMPARE(s->run_item(run)->text(studio::SessionView::ColPpl), gap);
+            QCOMPARE(s->run_item(run)->text(studio::SessionView::ColTop1),
+                     QString::asprintf("%.2f%%", 100 * doc["top1_agreement"].get<double>()));
+        }
+        s->run_tree()->setCurrentItem(s->run_item(1));
+
+        // Error by position: tk window 16 with start-aligned blocks: the linear part from 32.
+        studio::PositionView* pv = w.position();
+        QSignalSpy computed(pv, &studio::PositionView::loaded);
+        w.tabs()->setCurrentWidget(pv);  // showing the tab computes for the selected run
+        QVERIFY(computed.wait(180000));
+        QVERIFY2(computed.at(0).at(0).toBool(), qPrintable(pv->info()));
+        widgets::PositionErrorPlot* curve = pv->curve();
+        QCOMPARE(curve->values().size(), 64);
+        QCOMPARE(curve->window_edge(), 32);
+        QVERIFY2(curve->mean_beyond() > 10 * curve->mean_inside(),
+                 qPrintable(QString("inside %1, beyond %2").arg(curve->mean_inside()).arg(curve->mean_beyond())));
+        QVERIFY(pv->info().contains("takes over at position 32"));
+        QCOMPARE(pv->layer_choice()->count(), 7);  // all + 6 layers
+        pv->layer_choice()->setCurrentIndex(4);    // layer 3
+        QCOMPARE(pv->head_layer(), 3);
+        QCOMPARE(pv->heads()->series().front().size(), 6);  // stories15M: 6 heads
+        // The second computation of the same run is the cached file.
+        QVERIFY(QDir(wsdir + "/analysis").entryList({"position-error-run-1-*.json"}).size() == 1);
+
+        // Clicking head 2's bar opens its maps on a data sample (64 tokens: past the window).
+        QCustomPlot* bars = pv->heads()->plot();
+        QTest::qWait(100);  // laid out
+        bars->replot();
+        QSignalSpy maps(w.attention(), &studio::AttentionView::loaded);
+        QTest::mouseClick(bars, Qt::LeftButton, {},
+                          QPoint(bars->xAxis->coordToPixel(2), bars->yAxis->axisRect()->center().y()));
+        QCOMPARE(w.tabs()->currentWidget(), static_cast<QWidget*>(w.attention()));
+        QCOMPARE(w.attention()->layer(), 3);
+        QCOMPARE(w.attention()->head(), 2);
+        QVERIFY(maps.wait(120000));
+        QVERIFY2(maps.at(0).at(0).toBool(), qPrintable(w.attention()->info()));
+        QVERIFY2(w.attention()->teacher()->size() > 48, qPrintable(QString::number(w.attention()->teacher()->size())));
+
+        // A heat-map cell opens its layer in the attention view.
+        w.tabs()->setCurrentWidget(w.layer_error());
+        w.layer_error()->show_run(1);
+        QCustomPlot* heat = w.layer_error()->heat_map()->plot();
+        QTest::qWait(100);
+        heat->replot();
+        QTest::mouseClick(heat, Qt::LeftButton, {}, QPoint(heat->xAxis->coordToPixel(6), heat->yAxis->coordToPixel(4)));
+        QCOMPARE(w.tabs()->currentWidget(), static_cast<QWidget*>(w.attention()));
+        QCOMPARE(w.attention()->layer(), 4);
+        QVERIFY(maps.wait(120000));
+
+        // Generation marks where the texts part; decode speed and state against context.
+        QSignalSpy gen(w.generation(), &studio::GenerateView::done);
+        w.generation()->generate("Once upon a time", 32);
+        QVERIFY(gen.wait(120000));
+        const int part = w.generation()->divergence();
+        QVERIFY(part == -1 || part >= int(QString("Once upon a time").size()));
+        if (part >= 0) QVERIFY(w.generation()->student_stats().contains("parts from the teacher"));
+        QSignalSpy bench(w.generation(), &studio::GenerateView::decode_measured);
+        w.generation()->measure_decode("64,256");
+        QVERIFY(bench.wait(180000));
+        QVERIFY(bench.at(0).at(0).toBool());
+        const auto& memory = w.generation()->memory_plot()->series();  // MB: teacher, linearized
+        QCOMPARE(memory.size(), 2);
+        QVERIFY(memory[0][1] > memory[0][0] * 2);  // the KV cache grows with the context
+        QCOMPARE(memory[1][1], memory[1][0]);      // the linear state does not
+    }
+
+    // The main job's runs (stage 1, its eval, stage 2, its eval) as recorded: the tree shows the
+    // evaluations' figures; the stage-2 run's layer view shows its evaluation, not an empty map;
+    // two runs selected together show their per-layer bars side by side and their ppl difference.
+    void runTreeAndComparisonShowEvaluations() {
+        QTemporaryDir d;
+        const QString wsdir = d.filePath("ws");
+        {
+            Workspace ws = Workspace::open(wsdir.toStdString());
+            const int64_t s1 = ws.create_run("default", RunKind::Distill, R"({"layers": []})", std::string(64, 'a'));
+            for (int64_t st = 0; st < 4; ++st) ws.record_step(s1, "train", {st, 100 * st, 0.1, 1e-3, {1e-3, 2e-3}});
+            ws.record_step(s1, "eval", {4, 400, 0.1, 0, {1e-3, 2e-3}});
+            ws.set_run_status(s1, RunStatus::Completed);
+            auto eval_of = [&](int64_t source, double ppl, std::vector<double> mse) {
+                const int64_t e =
+                    ws.create_run("default", RunKind::Eval, json({{"source_run", source}, {"checkpoint", "x"}}).dump(),
+                                  std::string(64, 'a'));
+                ws.set_run_results(e, json({{"run", e},
+                                            {"teacher_ppl", 3.0},
+                                            {"student_ppl", ppl},
+                                            {"top1_agreement", 0.9721},
+                                            {"kl", 0.02},
+                                            {"layers", {0, 1}},
+                                            {"layer_mse", mse}})
+                                          .dump());
+                ws.set_run_status(e, RunStatus::Completed);
+            };
+            eval_of(s1, 3.06, {1e-3, 3e-3});  // run 2: +2.00%
+            const int64_t s2 =
+                ws.create_run("default", RunKind::Finetune, R"({"stage1_run": 1})", std::string(64, 'a'));
+            for (int64_t st = 0; st < 3; ++st) ws.record_step(s2, "train", {st, 100 * st, 1.0, 1e-4, {}});
+            ws.set_run_status(s2, RunStatus::Completed);
+            eval_of(s2, 3.03, {5e-4, 1e-3});  // run 4: +1.00%
+        }
+        studio::MainWindow w;
+        QVERIFY(w.open_workspace(wsdir));
+        studio::SessionView* s = w.session();
+        s->refresh();
+        QCOMPARE(s->run_item(1)->text(studio::SessionView::ColPpl), QString("+2.00%"));
+        QCOMPARE(s->run_item(3)->text(studio::SessionView::ColPpl), QString("+1.00%"));
+        QCOMPARE(s->run_item(3)->text(studio::SessionView::ColTop1), QString("97.21%"));
+        QCOMPARE(s->run_item(3)->text(studio::SessionView::ColKl), QString("0.0200"));
+        QCOMPARE(s->run_item(3)->text(studio::SessionView::ColMse), QString("0.00075"));
+        // Stage 2 records no per-layer figures while training: its evaluation instead.
+        w.layer_error()->show_run(3);
+        QVERIFY(!w.layer_error()->map_shown());
+        QCOMPARE(w.layer_error()->bars()->series().size(), 1);
+        QCOMPARE(w.layer_error()->bars()->series()[0][1], 1e-3);
+        QVERIFY2(w.layer_error()->findChild<QLabel*>("layerErrorNoMap")->text().contains("eval run 4"),
+                 qPrintable(w.layer_error()->findChild<QLabel*>("layerErrorNoMap")->text()));
+        // Two runs selected: bars side by side, the ppl difference in points.
+        s->run_tree()->setCurrentItem(s->run_item(3));
+        s->run_item(1)->setSelected(true);
+        QCOMPARE(w.layer_error()->bars()->series().size(), 2);
+        QCOMPARE(w.layer_error()->bars()->series()[1][1], 3e-3);
+        QVERIFY2(w.layer_error()->summary().contains("difference -1.00 points"),
+                 qPrintable(w.layer_error()->summary()));
+        QVERIFY(w.layer_error()->map_shown() == false);
+        // Keep-softmax suggestion from the selected run's evaluation: the worst layer, its decode cost.
+        s->run_tree()->setCurrentItem(s->run_item(1));
+        QVERIFY2(s->keep_softmax_hint().contains("loses most in layer 1 (0.003), layer 0 (0.001)"),
+                 qPrintable(s->keep_softmax_hint()));
+        QVERIFY2(s->keep_softmax_hint().contains("576 values of KV cache per token"),  // stories15M: 2 x 6 x 48
+                 qPrintable(s->keep_softmax_hint()));
+        s->keep_worst_button()->click();
+        QCOMPARE(s->keep_softmax()->text(), QString("1"));
     }
 
     void closingTheStudioCancelsItsJobCleanly() {

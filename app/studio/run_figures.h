@@ -1,0 +1,25 @@
+// A run's held-out figures as the studio shows them: from its newest evaluation
+// (store/run_evaluation.h), parsed once.
+#pragma once
+
+#include <QString>
+#include <QVector>
+#include <map>
+#include <string>
+
+namespace lincat::studio {
+
+struct RunFigures {
+    bool ok = false;
+    qint64 eval_run = 0;  // the eval run the figures come from (0: the run's own results)
+    double teacher_ppl = 0, student_ppl = 0, top1 = 0, kl = 0;
+    QVector<int> layers;
+    QVector<double> layer_mse;
+    double ppl_gap() const { return student_ppl / teacher_ppl - 1; }  // +0.02 = 2% over the teacher
+    double mean_layer_mse() const;
+};
+
+// evaluations: newest_evaluations(ws). Figures of `run`, or ok == false when it has none.
+RunFigures run_figures(const std::map<int64_t, std::string>& evaluations, qint64 run);
+
+}  // namespace lincat::studio
