@@ -114,6 +114,14 @@ int cmd_linearize(const Argv& argv) {
     }
     std::fprintf(stderr, "held-out perplexity: teacher, stage 1, stage 2\n");
     add_heldout_perplexity(base, s2);
+    // Stage 1's own held-out figure (stage 2's starting point, on the same rows), recorded on the
+    // stage-1 run so that the studio's run tree and the model card show it without a second eval.
+    ws.set_run_results(s1.run, json({{"run", s1.run},
+                                     {"teacher_ppl", s2.teacher_ppl},
+                                     {"student_ppl", s2.stage1_ppl},
+                                     {"rows", s2.eval_rows.size(0)},
+                                     {"measured_by", "linearize: stage 2's held-out rows before training"}})
+                                   .dump());
 
     std::fprintf(stderr, "[3/3] evaluation\n");
     EvalConfig e;

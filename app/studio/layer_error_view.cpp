@@ -163,16 +163,11 @@ void LayerErrorView::refresh() {
         if (!has_map)
             no_map_->setText(
                 figures.ok ? QString("Run %1 (%2) records no per-layer figures while it trains. The bars below are its "
-                                     "held-out evaluation%3: ppl %4 vs the teacher's %5 (%6%7%), top-1 %8%, KL %9.")
+                                     "held-out evaluation%3: %4.")
                                  .arg(run)
                                  .arg(run_kind_name(r.kind))
                                  .arg(figures.eval_run ? QString(" (eval run %1)").arg(figures.eval_run) : QString())
-                                 .arg(figures.student_ppl, 0, 'f', 3)
-                                 .arg(figures.teacher_ppl, 0, 'f', 3)
-                                 .arg(figures.ppl_gap() >= 0 ? "+" : "")
-                                 .arg(100 * figures.ppl_gap(), 0, 'f', 2)
-                                 .arg(100 * figures.top1, 0, 'f', 2)
-                                 .arg(figures.kl, 0, 'g', 3)
+                                 .arg(figures.text())
                            : QString("Run %1 (%2) records no per-layer figures while it trains, and has no evaluation "
                                      "yet: select it in the Session tab and run Eval.")
                                  .arg(run)
@@ -232,12 +227,7 @@ void LayerErrorView::refresh() {
         } else {
             text = QString("Run %1 (%2): no evaluation yet.").arg(run).arg(run_status_name(r.status));
         }
-        if (figures.ok && !text.contains("over the teacher"))
-            text += QString(" Held-out ppl %1%2% over the teacher, top-1 %3%, KL %4.")
-                        .arg(figures.ppl_gap() >= 0 ? "+" : "")
-                        .arg(100 * figures.ppl_gap(), 0, 'f', 2)
-                        .arg(100 * figures.top1, 0, 'f', 2)
-                        .arg(figures.kl, 0, 'g', 3);
+        if (figures.ok && !text.contains("over the teacher")) text += " Held-out " + figures.text() + ".";
         summary_->setText(text);
 
         auto curve_of = [&](qint64 id) {

@@ -10,6 +10,17 @@ double RunFigures::mean_layer_mse() const {
     return layer_mse.isEmpty() ? 0 : s / double(layer_mse.size());
 }
 
+QString RunFigures::text() const {
+    QString t = QString("ppl %1 vs the teacher's %2 (%3%4%)")
+                    .arg(student_ppl, 0, 'f', 3)
+                    .arg(teacher_ppl, 0, 'f', 3)
+                    .arg(ppl_gap() >= 0 ? "+" : "")
+                    .arg(100 * ppl_gap(), 0, 'f', 2);
+    if (top1 >= 0) t += QString(", top-1 %1%").arg(100 * top1, 0, 'f', 2);
+    if (kl >= 0) t += QString(", KL %1").arg(kl, 0, 'g', 3);
+    return t;
+}
+
 RunFigures run_figures(const std::map<int64_t, std::string>& evaluations, qint64 run) {
     RunFigures f;
     auto it = evaluations.find(run);
@@ -18,7 +29,7 @@ RunFigures run_figures(const std::map<int64_t, std::string>& evaluations, qint64
     if (!j.is_object() || !j.contains("teacher_ppl") || !j.contains("student_ppl")) return f;
     f.teacher_ppl = j.value("teacher_ppl", 0.0), f.student_ppl = j.value("student_ppl", 0.0);
     if (!(f.teacher_ppl > 0)) return f;
-    f.top1 = j.value("top1_agreement", 0.0), f.kl = j.value("kl", 0.0);
+    f.top1 = j.value("top1_agreement", -1.0), f.kl = j.value("kl", -1.0);
     f.eval_run = j.value("run", int64_t(0)) != run ? j.value("run", int64_t(0)) : 0;
     if (j.contains("layers") && j["layers"].is_array())
         for (auto& l : j["layers"]) f.layers << l.get<int>();

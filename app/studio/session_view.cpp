@@ -332,7 +332,7 @@ void SessionView::refresh() {
             auto* item = new QTreeWidgetItem(
                 session, {QString::number(r.id), run_kind_name(r.kind), run_status_name(r.status),
                           row.steps ? QString::number(row.steps) : "", figure(100 * f.ppl_gap(), "%+.2f%%"),
-                          figure(100 * f.top1, "%.2f%%"), figure(f.kl, "%.4f"),
+                          f.top1 >= 0 ? figure(100 * f.top1, "%.2f%%") : "", f.kl >= 0 ? figure(f.kl, "%.4f") : "",
                           f.ok && !f.layer_mse.isEmpty() ? QString::asprintf("%.3g", f.mean_layer_mse()) : "",
                           QString::fromStdString(r.updated_at), QString::fromStdString(r.message)});
             if (f.ok)

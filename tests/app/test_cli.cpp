@@ -365,6 +365,16 @@ TEST(Cli, LinearizeAndGenerateOnTinyLlama3AndQwen3) {
         EXPECT_EQ(result["stage2_run"], doc["stage2_run"]);
         EXPECT_GT(doc["tokens"].get<int64_t>(), 0) << family;
         EXPECT_TRUE(std::isfinite(doc["student_ppl"].get<double>())) << family << ": " << r.out;
+        {  // the stage-1 run carries its held-out figure (the studio's run tree shows it)
+            Workspace w = Workspace::open(ws);
+            auto own = w.run_results(doc["stage1_run"].get<int64_t>());
+            ASSERT_TRUE(own) << family;
+            json s1 = parse_json(*own, "stage-1 results");
+            EXPECT_DOUBLE_EQ(s1["student_ppl"].get<double>(), doc["stage1_ppl"].get<double>()) << family;
+            // The same rows scored by stage 2's nll and by eval's comparison: other summation orders.
+            const double t = doc["teacher_ppl"].get<double>();
+            EXPECT_NEAR(s1["teacher_ppl"].get<double>(), t, 1e-4 * t) << family;
+        }
         const int64_t run_id = doc["stage2_run"];
         r = run("generate --model " + dir + " --workspace " + ws + " --run " + std::to_string(run_id) +
                 " --max-new-tokens 8 --greedy --json --prompt \"Hello, world\"");
