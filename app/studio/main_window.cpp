@@ -231,7 +231,7 @@ bool MainWindow::save_screenshots(const QString& dir, int wait_ms) {
             tabs_->setCurrentWidget(position_);
             position_->compute();
             wait_until_idle([this] { return position_->busy(); }, wait_ms);
-            attention_->show_head(std::max(0, position_->head_layer()), 0);
+            attention_->show_head(std::max(0, position_->head_layer()), position_->worst_head());
             wait_until_idle([this] { return attention_->busy(); }, wait_ms);
             generate_->generate("Once upon a time", 128);
             wait_until_idle([this] { return generate_->busy(); }, wait_ms);

@@ -1,6 +1,7 @@
 #include "position_view.h"
 
 #include <QComboBox>
+#include <algorithm>
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QPushButton>
@@ -87,6 +88,12 @@ void PositionView::compute() {
     info_->setText(QString("Computing the error by position for run %1…").arg(run_));
     compute_->setEnabled(false);
     process_.start(JobRunner::lincat_binary(), args);
+}
+
+int PositionView::worst_head() const {
+    const int row = layers_.indexOf(head_layer_);
+    if (row < 0 || row >= head_mse_.size() || head_mse_[row].isEmpty()) return 0;
+    return int(std::max_element(head_mse_[row].begin(), head_mse_[row].end()) - head_mse_[row].begin());
 }
 
 void PositionView::show_layer(int layer) {

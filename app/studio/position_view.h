@@ -35,6 +35,7 @@ class PositionView : public QWidget {
     widgets::LayerBarPlot* heads() const { return heads_; }
     QComboBox* layer_choice() const { return layer_; }
     int head_layer() const { return head_layer_; }
+    int worst_head() const;  // of head_layer(); 0 when none
 
   signals:
     void loaded(bool ok);

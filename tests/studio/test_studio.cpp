@@ -320,6 +320,8 @@ class StudioTest : public QObject {
         pv->layer_choice()->setCurrentIndex(4);    // layer 3
         QCOMPARE(pv->head_layer(), 3);
         QCOMPARE(pv->heads()->series().front().size(), 6);  // stories15M: 6 heads
+        const auto& heads = pv->heads()->series().front();
+        QCOMPARE(heads[pv->worst_head()], *std::max_element(heads.begin(), heads.end()));
         // The second computation of the same run is the cached file.
         QVERIFY(QDir(wsdir + "/analysis").entryList({"position-error-run-1-*.json"}).size() == 1);
 
