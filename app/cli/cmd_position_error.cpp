@@ -12,6 +12,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "data/text_rows.h"
 #include "eval/evaluate.h"
 #include "eval/position_error.h"
 #include "model/model_dir.h"
@@ -150,14 +151,7 @@ int cmd_position_error(const Argv& argv) {
     BaseModel base = load_base_model(model_dir);
     torch::Tensor rows;
     if (!files.empty()) {
-        std::vector<int64_t> ids;
-        for (auto& f : files)
-            for (int32_t t : tokens_from_text_file(base.tokenizer, f)) ids.push_back(t);
-        const int64_t n = int64_t(ids.size()) / data.seq_len;
-        if (n == 0)
-            fail("position-error: the text files hold ", ids.size(), " tokens, fewer than one row of ", data.seq_len);
-        ids.resize(size_t(n * data.seq_len));
-        rows = torch::tensor(ids, torch::kLong).view({n, data.seq_len});
+        rows = rows_from_text_files(base.tokenizer, files, data.seq_len, "position-error");
     } else {
         rows = load_token_data(data, base.model, base.tokenizer, ws->dir() + "/data", base.hash).eval;
     }

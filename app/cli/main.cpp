@@ -34,7 +34,7 @@ static void usage() {
                  "  stitch          block-wise: merge the trained blocks into one stage-1 run\n"
                  "  slurm           block-wise: write sbatch scripts (dump, block array, stitch) from a plan\n"
                  "  attention-map   teacher vs student attention weights of a prompt, layer and head (JSON)\n"
-                 "  position-error  where the hybrid loses: attention-output MSE by query position and head\n"
+                 "  position-error  where the hybrid loses: output MSE by query position and head\n"
                  "  resume          continue an unfinished run of any kind from where it stopped\n"
                  "  bench           benchmarks (bench attention, bench decode, bench kernels)\n"
                  "global option: --events fd:N|PATH  JSON-lines job events (progress, evaluations, result)\n");

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "data/text_rows.h"
 #include "eval/compare.h"
 #include "eval/multiple_choice.h"
 #include "train/base_model.h"
@@ -74,14 +75,7 @@ std::string evaluate_checkpoint(Workspace& ws, BaseModel& base, const EvalConfig
         const Tokenizer& tok = base.tokenizer;
         torch::Tensor rows;
         if (!c.text_files.empty()) {
-            std::vector<int64_t> ids;
-            for (auto& f : c.text_files)
-                for (int32_t t : tokens_from_text_file(tok, f)) ids.push_back(t);
-            const int64_t n = int64_t(ids.size()) / c.data.seq_len;
-            if (n == 0)
-                fail("eval: the text files hold ", ids.size(), " tokens, fewer than one row of ", c.data.seq_len);
-            ids.resize(size_t(n * c.data.seq_len));
-            rows = torch::tensor(ids, torch::kLong).view({n, c.data.seq_len});
+            rows = rows_from_text_files(tok, c.text_files, c.data.seq_len, "eval");
         } else {
             rows = load_token_data(c.data, teacher, tok, ws.dir() + "/data", hash).eval;
         }

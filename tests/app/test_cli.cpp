@@ -318,6 +318,16 @@ TEST(Cli, PositionErrorOfARunIsCachedAndNamesWhatItCannotDo) {
     r = run("distill --workspace " + ws + " --steps 1 --keep-softmax 4 --layers 1" + small);
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.out.find("not both"), std::string::npos) << r.out;
+    // Text files instead of a run: fresh feature maps on the user's rows (tk 64 by default).
+    std::string story;
+    for (int i = 0; i < 40; ++i) story += "Once upon a time, there was a little girl named Lily. She loved to play. ";
+    write_file_atomic(d.file("story.txt"), story);
+    json text = json_of("--data " + d.file("story.txt") + " --seq-len 200 --rows 2");
+    EXPECT_EQ(text["rows"], 2);
+    EXPECT_EQ(text["window_edge"], 128);
+    r = run("position-error --data " + d.file("story.txt") + " --seq-len 100000");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("position-error: the text files hold"), std::string::npos) << r.out;
     r = run("position-error");
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.out.find("--data"), std::string::npos) << r.out;
