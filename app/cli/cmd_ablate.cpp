@@ -56,20 +56,34 @@ int64_t lora_parameter_count(const ModelConfig& c, const LoraOptions& o) {
     return per_layer * c.num_hidden_layers;
 }
 
+// What the ablation measured beyond the evaluation (kept in the eval run's results too, so the
+// studio's run comparison shows the same table).
+json ablation_facts(const Row& r, double model_params) {
+    return {{"variant", r.variant},
+            {"stage", r.stage},
+            {"run", r.run},
+            {"tokens", r.tokens},
+            {"trained_parameters", r.trained},
+            {"trained_fraction", double(r.trained) / model_params},
+            {"tokens_per_s", r.tokens_per_s},
+            {"state_bytes", r.state_bytes},
+            {"state_bytes_per_token", r.state_growth},
+            {"window_covers_sequence", r.window_covers}};
+}
+
 json row_json(const Row& r, double model_params) {
-    json j = {{"variant", r.variant},
-              {"stage", r.stage},
-              {"run", r.run},
-              {"tokens", r.tokens},
-              {"trained_parameters", r.trained},
-              {"trained_fraction", double(r.trained) / model_params},
-              {"tokens_per_s", r.tokens_per_s},
-              {"state_bytes", r.state_bytes},
-              {"state_bytes_per_token", r.state_growth},
-              {"window_covers_sequence", r.window_covers}};
+    json j = ablation_facts(r, model_params);
     for (const char* k : {"teacher_ppl", "student_ppl", "top1_agreement", "kl", "layers", "layer_mse"})
         j[k] = r.eval[k];
     return j;
+}
+
+// The row into the workspace (its eval run's results) and out as an event.
+void record_row(Workspace& ws, const Row& r, double model_params) {
+    json doc = r.eval;
+    doc["ablation"] = ablation_facts(r, model_params);
+    ws.set_run_results(r.eval["run"].get<int64_t>(), doc.dump());
+    emit_event("ablation", row_json(r, model_params));
 }
 
 void print_table(const std::vector<Row>& rows, double model_params, int64_t context) {
@@ -169,7 +183,7 @@ int cmd_ablate(const Argv& argv) {
         const WindowSpec& w = configs[i].linearize.window;
         r1.window_covers = w.size * (w.kind == WindowKind::Terraced ? 2 : 1) >= context;
         rows.push_back(r1);
-        emit_event("ablation", row_json(r1, model_params));
+        record_row(ws, r1, model_params);
         if (!v.run_stage2) continue;
 
         std::fprintf(stderr, "[%zu/%zu] %s: stage 2 (from run %lld)\n", i + 1, variants.size(), v.name.c_str(),
@@ -191,7 +205,7 @@ int cmd_ablate(const Argv& argv) {
         r2.tokens_per_s = double(s2.tokens) / std::max(s2_seconds, 1e-9);
         r2.eval = evaluate(s2.checkpoint, s2.run, f.data);
         rows.push_back(r2);
-        emit_event("ablation", row_json(r2, model_params));
+        record_row(ws, r2, model_params);
     }
     if (a.flag("json")) {
         for (auto& r : rows) std::printf("%s\n", row_json(r, model_params).dump().c_str());

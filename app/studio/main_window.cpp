@@ -26,6 +26,7 @@
 #include "session_view.h"
 #include "attention_view.h"
 #include "generate_view.h"
+#include "compare_view.h"
 #include "position_view.h"
 #include "store/workspace.h"
 #include <QEventLoop>
@@ -58,12 +59,14 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     attention_ = new AttentionView;
     generate_ = new GenerateView;
     position_ = new PositionView;
+    compare_ = new CompareView;
 
     tabs_ = new QTabWidget;
     tabs_->setObjectName("mainTabs");
     tabs_->addTab(session_page, "Session");
     tabs_->addTab(layer_error_, "Layer error");
     tabs_->addTab(position_, "Where it loses");
+    tabs_->addTab(compare_, "Compare runs");
     tabs_->addTab(attention_, "Attention maps");
     tabs_->addTab(generate_, "Generate");
     tabs_->addTab(planner_, "Block planner");
@@ -71,6 +74,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
 
     connect(session_, &SessionView::status_text, this, [this](const QString& t) { statusBar()->showMessage(t); });
     connect(session_, &SessionView::runs_changed, layer_error_, &LayerErrorView::refresh);
+    connect(session_, &SessionView::runs_changed, compare_, &CompareView::refresh);
     connect(session_, &SessionView::run_selected, layer_error_, &LayerErrorView::show_run);
     // The attention and generation views use the selected run as the student.
     connect(session_, &SessionView::run_selected, this, [this](qint64 run) {
@@ -165,6 +169,7 @@ bool MainWindow::open_workspace(const QString& dir) {
         return false;
     }
     layer_error_->set_workspace(session_->workspace());
+    compare_->set_workspace(session_->workspace());
     planner_->set_workspace(dir);
     QSettings s;
     QStringList recent = s.value("session/recent").toStringList();
@@ -239,7 +244,8 @@ bool MainWindow::save_screenshots(const QString& dir, int wait_ms) {
             wait_until_idle([this] { return generate_->decode_busy(); }, wait_ms);
         }
     }
-    const QStringList names = {"session", "layer_error", "position_error", "attention", "generate", "planner"};
+    const QStringList names = {"session",   "layer_error", "position_error", "compare",
+                               "attention", "generate",    "planner"};
     bool ok = true;
     const int keep = tabs_->currentIndex();
     for (int i = 0; i < tabs_->count() && i < names.size(); ++i) {

@@ -1,7 +1,7 @@
 // The studio's main window: Session (model, workspace, runs, pipeline), Layer error (live
 // per-layer MSE), Where it loses (error by position and head), Attention maps, Generate and
-// Planner (k-block planner) tabs; settings and layout persist (QSettings). The views lead into
-// each other: a heat-map cell or a head bar opens that layer's attention maps.
+// Compare runs (the ablation table of every evaluated run), Planner (k-block planner) tabs; settings and layout persist
+// (QSettings). The views lead into each other: a heat-map cell or a head bar opens that layer's attention maps.
 #pragma once
 
 #include <QMainWindow>
@@ -21,6 +21,7 @@ class LayerErrorView;
 class AttentionView;
 class GenerateView;
 class PositionView;
+class CompareView;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
@@ -30,7 +31,7 @@ class MainWindow : public QMainWindow {
     bool open_model(const QString& dir);
     bool open_workspace(const QString& dir);
     // Writes one PNG per main view into dir (session.png, layer_error.png, position_error.png,
-    // attention.png, generate.png, planner.png). With a workspace, it first selects its newest
+    // compare.png, attention.png, generate.png, planner.png). With a workspace, it first selects its newest
     // stage-1 run and fills the views that compute (position error, the attention maps of a
     // data sample, generation, decode speed), waiting up to `wait_ms` for each.
     bool save_screenshots(const QString& dir, int wait_ms = 300000);
@@ -41,6 +42,7 @@ class MainWindow : public QMainWindow {
     AttentionView* attention() const { return attention_; }
     GenerateView* generation() const { return generate_; }
     PositionView* position() const { return position_; }
+    CompareView* compare() const { return compare_; }
     QTabWidget* tabs() const { return tabs_; }
 
   protected:
@@ -60,6 +62,7 @@ class MainWindow : public QMainWindow {
     AttentionView* attention_;
     GenerateView* generate_;
     PositionView* position_;
+    CompareView* compare_;
     QMenu* recent_menu_;
 };
 

@@ -10,6 +10,13 @@ double RunFigures::mean_layer_mse() const {
     return layer_mse.isEmpty() ? 0 : s / double(layer_mse.size());
 }
 
+int RunFigures::worst_index() const {
+    int worst = -1;
+    for (int i = 0; i < layer_mse.size(); ++i)
+        if (worst < 0 || layer_mse[i] > layer_mse[worst]) worst = i;
+    return worst;
+}
+
 QString RunFigures::text() const {
     QString t = QString("ppl %1 vs the teacher's %2 (%3%4%)")
                     .arg(student_ppl, 0, 'f', 3)
@@ -35,6 +42,16 @@ RunFigures run_figures(const std::map<int64_t, std::string>& evaluations, qint64
         for (auto& l : j["layers"]) f.layers << l.get<int>();
     if (j.contains("layer_mse") && j["layer_mse"].is_array())
         for (auto& v : j["layer_mse"]) f.layer_mse << v.get<double>();
+    if (j.contains("ablation") && j["ablation"].is_object()) {
+        const json& a = j["ablation"];
+        f.variant = QString::fromStdString(a.value("variant", std::string()));
+        f.stage = QString::fromStdString(a.value("stage", std::string()));
+        f.trained_fraction = a.value("trained_fraction", -1.0);
+        f.tokens_per_s = a.value("tokens_per_s", -1.0);
+        f.state_bytes = a.value("state_bytes", qint64(-1));
+        f.state_bytes_per_token = a.value("state_bytes_per_token", qint64(-1));
+        f.window_covers_sequence = a.value("window_covers_sequence", false);
+    }
     f.ok = true;
     return f;
 }

@@ -227,6 +227,19 @@ TEST(Cli, AblateGivesOneRowPerVariantAndStageFromOneCommand) {
     // At 64 tokens a tk window of 64 covers every query (two blocks): flagged; one of 16 does not.
     EXPECT_TRUE(lol1["window_covers_sequence"].get<bool>());
     EXPECT_FALSE(w16["window_covers_sequence"].get<bool>());
+    // Each row is kept with its evaluation in the workspace (the studio's run comparison reads it).
+    Workspace ws = Workspace::open(d.file("ws"));
+    int64_t kept = 0;
+    for (auto& run : ws.runs()) {
+        if (run.kind != RunKind::Eval) continue;
+        json doc = parse_json(*ws.run_results(run.id), "eval results");
+        ASSERT_TRUE(doc.contains("ablation")) << doc.dump();
+        const json& row = at(doc["ablation"]["variant"], doc["ablation"]["stage"]);
+        EXPECT_EQ(doc["ablation"]["state_bytes"], row["state_bytes"]);
+        EXPECT_EQ(doc["ablation"]["trained_parameters"], row["trained_parameters"]);
+        ++kept;
+    }
+    EXPECT_EQ(kept, 5);
 }
 
 TEST(Cli, LinearizeKeepSoftmaxNamesABadLayer) {

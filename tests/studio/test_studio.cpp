@@ -18,6 +18,7 @@
 #include <qcustomplot.h>
 
 #include "attention_view.h"
+#include "compare_view.h"
 #include "curve_plot.h"
 #include "generate_view.h"
 #include "heat_map_plot.h"
@@ -432,6 +433,63 @@ class StudioTest : public QObject {
                  qPrintable(s->keep_softmax_hint()));
         s->keep_worst_button()->click();
         QCOMPARE(s->keep_softmax()->text(), QString("1"));
+    }
+
+    // The ablation table in the studio: every evaluated run with what `lincat ablate` recorded
+    // beside its evaluation; runs that linearize different layers line up by layer number.
+    void compareRunsShowsTheAblationTable() {
+        QTemporaryDir d;
+        {
+            Workspace ws = Workspace::open(d.filePath("ws").toStdString());
+            auto variant = [&](const char* name, std::vector<int> layers, std::vector<double> mse, int64_t growth) {
+                const int64_t s1 =
+                    ws.create_run("default", RunKind::Distill, R"({"layers": []})", std::string(64, 'a'));
+                ws.set_run_status(s1, RunStatus::Completed);
+                const int64_t e =
+                    ws.create_run("default", RunKind::Eval, json({{"source_run", s1}, {"checkpoint", "x"}}).dump(),
+                                  std::string(64, 'a'));
+                ws.set_run_results(e, json({{"run", e},
+                                            {"teacher_ppl", 3.131},
+                                            {"student_ppl", 3.131 * 1.0196},
+                                            {"top1_agreement", 0.9721},
+                                            {"kl", 0.02},
+                                            {"layers", layers},
+                                            {"layer_mse", mse},
+                                            {"ablation",
+                                             {{"variant", name},
+                                              {"stage", "stage 1"},
+                                              {"trained_fraction", 0.01456},
+                                              {"tokens_per_s", 3019.4},
+                                              {"state_bytes", 5040000},
+                                              {"state_bytes_per_token", growth},
+                                              {"window_covers_sequence", false}}}})
+                                          .dump());
+                ws.set_run_status(e, RunStatus::Completed);
+            };
+            variant("lolcats", {0, 1, 2}, {1e-4, 5e-4, 1.3e-3}, 0);
+            variant("keep_softmax=2", {0, 1}, {2e-4, 6e-4}, 2304);
+        }
+        studio::MainWindow w;
+        QVERIFY(w.open_workspace(d.filePath("ws")));
+        studio::CompareView* c = w.compare();
+        QTableWidget* t = c->table();
+        QCOMPARE(t->rowCount(), 2);  // the two stage-1 runs (eval runs stand behind them)
+        QCOMPARE(t->item(0, studio::CompareView::ColRun)->text(), QString("1"));
+        QCOMPARE(t->item(0, studio::CompareView::ColVariant)->text(), QString("lolcats"));
+        QCOMPARE(t->item(0, studio::CompareView::ColPpl)->text(), QString("+1.96%"));
+        QCOMPARE(t->item(0, studio::CompareView::ColWorst)->text(), QString("0.0013 (L2)"));
+        QCOMPARE(t->item(0, studio::CompareView::ColTrained)->text(), QString("1.456%"));
+        QCOMPARE(t->item(0, studio::CompareView::ColSpeed)->text(), QString("3019"));
+        QCOMPARE(t->item(0, studio::CompareView::ColState)->text(), QString("5.04 MB"));
+        QCOMPARE(t->item(1, studio::CompareView::ColGrowth)->text(), QString("2304 B"));
+        // Bars of both, lined up by layer: layer 2 is softmax in the second run.
+        QCOMPARE(c->bars()->series().size(), 2);
+        QCOMPARE(c->bars()->series()[1].size(), 3);
+        QCOMPARE(c->bars()->series()[1][1], 6e-4);
+        QCOMPARE(c->bars()->series()[1][2], 0.0);
+        t->selectRow(1);
+        QCOMPARE(c->bars()->series().size(), 1);
+        QCOMPARE(c->bars()->series()[0][0], 2e-4);
     }
 
     void closingTheStudioCancelsItsJobCleanly() {
