@@ -2,6 +2,7 @@
 
 #include <QToolTip>
 #include <QVBoxLayout>
+#include <algorithm>
 #include <cmath>
 #include <qcustomplot.h>
 
@@ -82,9 +83,17 @@ void LayerBarPlot::set_series(const QVector<QVector<double>>& series, const QStr
     else
         plot_->yAxis->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
     plot_->xAxis->setRange(-0.6, std::max<double>(n, 1) - 0.4);
-    plot_->yAxis->rescale();
-    plot_->yAxis->setRangeLower(log_scale ? plot_->yAxis->range().lower * 0.5 : 0);
-    plot_->yAxis->setRangeUpper(plot_->yAxis->range().upper * (log_scale ? 2 : 1.1));
+    // The range from the values themselves: a log axis cannot hold the bars' base (0), and zeros
+    // (a layer softmax in one run) must not pull the range down.
+    double lo = INFINITY, hi = 0;
+    for (auto& v : series)
+        for (double x : v)
+            if (x > 0) lo = std::min(lo, x), hi = std::max(hi, x);
+    if (!(hi > 0)) lo = 1e-6, hi = 1;
+    if (log_scale)
+        plot_->yAxis->setRange(lo * 0.5, hi * 2);
+    else
+        plot_->yAxis->setRange(0, hi * 1.1);
     plot_->replot();
 }
 
