@@ -165,6 +165,9 @@ int cmd_ablate(const Argv& argv) {
         e.data = data;
         return json::parse(evaluate_checkpoint(ws, base, e));
     };
+    // Every variant trains on the same rows: build them (sampling the teacher when no --data) once,
+    // before any stage is timed, so the first variant's tokens/s measures training only.
+    load_token_data(base_config.data, base.model, base.tokenizer, ws.dir() + "/data", base.hash);
     using clock = std::chrono::steady_clock;
     for (size_t i = 0; i < variants.size(); ++i) {
         const AblationVariant& v = variants[i];
