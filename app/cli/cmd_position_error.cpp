@@ -63,11 +63,8 @@ void print_table(const PositionError& e) {
         std::printf(" %5lld-%-5lld", (long long)(b * width), (long long)std::min(e.positions, (b + 1) * width) - 1);
     std::printf("\n");
     for (size_t l = 0; l < e.layers.size(); ++l) {
-        double in = 0, out = 0;
-        int64_t n_in = 0, n_out = 0;
-        for (int64_t t = 0; t < e.positions; ++t)
-            (e.linear_keys[size_t(t)] ? out : in) += e.mse[l][size_t(t)], ++(e.linear_keys[size_t(t)] ? n_out : n_in);
-        in = n_in ? in / double(n_in) : 0, out = n_out ? out / double(n_out) : 0;
+        const WindowMeans m = window_means(e.mse[l], e.linear_keys);
+        const double in = m.inside, out = m.beyond;
         std::printf("%6lld %12.4g %12.4g %8.3g", (long long)e.layers[l], in, out, in > 0 ? out / in : 0.0);
         for (int64_t b = 0; b < bins; ++b) {
             double s = 0;

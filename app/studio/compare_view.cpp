@@ -52,21 +52,26 @@ void CompareView::refresh() {
     try {
         const auto evaluations = newest_evaluations(*ws_);
         QVector<qint64> runs;
-        for (auto& r : ws_->runs())
-            if (r.kind != RunKind::Eval && run_figures(evaluations, r.id).ok) runs << qint64(r.id);
+        QVector<RunFigures> figures;
+        QVector<RunKind> kinds;
+        for (auto& r : ws_->runs()) {
+            if (r.kind == RunKind::Eval) continue;
+            RunFigures f = run_figures(evaluations, r.id);
+            if (!f.ok) continue;
+            runs << qint64(r.id), figures << f, kinds << r.kind;
+        }
         if (runs == runs_ && table_->rowCount() == runs.size()) return;  // nothing new
         runs_ = runs;
         QSignalBlocker block(table_);
         table_->setRowCount(int(runs.size()));
         for (int i = 0; i < runs.size(); ++i) {
-            const RunFigures f = run_figures(evaluations, runs[i]);
-            const RunRecord r = ws_->run(runs[i]);
+            const RunFigures& f = figures[i];
             const int w = f.worst_index();
             auto pct = [](double v) { return v >= 0 ? QString::asprintf("%.2f%%", 100 * v) : QString(); };
             const QStringList cells = {
                 QString::number(runs[i]),
                 f.variant.isEmpty() ? QString() : f.variant + (f.window_covers_sequence ? " (*)" : ""),
-                f.stage.isEmpty() ? QString(run_kind_name(r.kind)) : f.stage,
+                f.stage.isEmpty() ? QString(run_kind_name(kinds[i])) : f.stage,
                 QString::asprintf("%+.2f%%", 100 * f.ppl_gap()),
                 pct(f.top1),
                 f.kl >= 0 ? QString::asprintf("%.4f", f.kl) : QString(),

@@ -13,7 +13,7 @@
 #include "job_runner.h"
 #include "layer_bar_plot.h"
 #include "position_error_plot.h"
-#include "util/json.h"
+#include "eval/position_error_format.h"
 
 namespace lincat::studio {
 
@@ -119,19 +119,21 @@ void PositionView::finished() {
         emit loaded(false);
         return;
     }
-    json j = json::parse(out.toStdString(), nullptr, false);
-    if (!j.is_object() || !j.contains("mse") || !j.contains("linear_keys")) {
-        info_->setText("position-error printed no figures");
+    PositionError e;
+    try {
+        e = position_error_from_json(out.toStdString(), "position-error --json");
+    } catch (const std::exception& x) {
+        info_->setText(QString::fromUtf8(x.what()));
         emit loaded(false);
         return;
     }
     layers_.clear(), linear_keys_.clear(), mse_.clear(), head_mse_.clear();
-    for (auto& l : j["layers"]) layers_ << l.get<int>();
-    for (auto& k : j["linear_keys"]) linear_keys_ << k.get<int>();
-    for (auto& m : j["mse"]) mse_ << QVector<double>(m.begin(), m.end());
-    for (auto& m : j["head_mse"]) head_mse_ << QVector<double>(m.begin(), m.end());
-    variant_ = QString::fromStdString(j.value("variant", std::string()));
-    window_ = j.value("window", 0);
+    for (int64_t l : e.layers) layers_ << int(l);
+    for (int64_t k : e.linear_keys) linear_keys_ << int(k);
+    for (auto& m : e.mse) mse_ << QVector<double>(m.begin(), m.end());
+    for (auto& m : e.head_mse) head_mse_ << QVector<double>(m.begin(), m.end());
+    variant_ = QString::fromStdString(e.variant);
+    window_ = int(e.window);
     const int keep = layer_->currentData().isValid() ? layer_->currentData().toInt() : -1;
     {
         QSignalBlocker b(layer_);
@@ -142,8 +144,8 @@ void PositionView::finished() {
         layer_->setCurrentIndex(i >= 0 ? i : 0);
     }
     redraw();
-    const double inside = j.value("inside_mse", 0.0), beyond = j.value("beyond_mse", 0.0);
-    const int edge = j.value("window_edge", -1);
+    const double inside = e.inside_mse, beyond = e.beyond_mse;
+    const int edge = int(e.window_edge);
     info_->setText(edge < 0
                        ? QString("Run %1: the %2 window of %3 covers all %4 positions, so the hybrid is softmax here; "
                                  "nothing to lose.")
@@ -154,7 +156,7 @@ void PositionView::finished() {
                        : QString("Run %1, %2 held-out rows: %3 window %4; the linear part takes over at position %5. "
                                  "Mean MSE inside the window %6, beyond it %7 (%8x). Click a head for its maps.")
                              .arg(run_)
-                             .arg(j.value("rows", 0))
+                             .arg(e.rows)
                              .arg(variant_)
                              .arg(window_)
                              .arg(edge)

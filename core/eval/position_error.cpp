@@ -3,7 +3,6 @@
 #include "attention/hybrid.h"
 #include "attention/softmax.h"
 #include "util/error.h"
-#include "util/json.h"
 
 namespace lincat {
 
@@ -91,71 +90,24 @@ PositionError position_error(LlamaModel& student, const torch::Tensor& rows, int
     }
     restore();
 
-    double inside = 0, beyond = 0;
-    int64_t n_inside = 0, n_beyond = 0;
     for (auto& w : wrapped) {
         const double per_position = double(w->rows * e.heads * w->head_dim);
         const double per_head = double(w->rows * e.positions * w->head_dim);
         e.mse.push_back(to_vector(w->position_sum / per_position));
         e.head_mse.push_back(to_vector(w->head_sum / per_head));
         double all = 0;
-        for (int64_t t = 0; t < e.positions; ++t) {
-            const double m = e.mse.back()[size_t(t)];
-            all += m;
-            if (e.linear_keys[size_t(t)] == 0)
-                inside += m, ++n_inside;
-            else
-                beyond += m, ++n_beyond;
-        }
+        for (double m : e.mse.back()) all += m;
         e.layer_mse.push_back(all / double(e.positions));
+        // Every layer has the same positions: the mean over layers of their window means.
+        const WindowMeans m = window_means(e.mse.back(), e.linear_keys);
+        e.inside_mse += m.inside / double(wrapped.size());
+        e.beyond_mse += m.beyond / double(wrapped.size());
     }
-    e.inside_mse = n_inside ? inside / double(n_inside) : 0;
-    e.beyond_mse = n_beyond ? beyond / double(n_beyond) : 0;
     for (int64_t t = 0; t < e.positions; ++t)
         if (e.linear_keys[size_t(t)] > 0) {
             e.window_edge = t;
             break;
         }
-    return e;
-}
-
-std::string position_error_to_json(const PositionError& e) {
-    return json({{"layers", e.layers},
-                 {"rows", e.rows},
-                 {"positions", e.positions},
-                 {"heads", e.heads},
-                 {"window", e.window},
-                 {"variant", e.variant},
-                 {"mse", e.mse},
-                 {"head_mse", e.head_mse},
-                 {"layer_mse", e.layer_mse},
-                 {"linear_keys", e.linear_keys},
-                 {"window_edge", e.window_edge},
-                 {"inside_mse", e.inside_mse},
-                 {"beyond_mse", e.beyond_mse}})
-        .dump();
-}
-
-PositionError position_error_from_json(const std::string& text, const std::string& label) {
-    json j = json::parse(text, nullptr, false);
-    if (!j.is_object()) fail(label, ": not a JSON object");
-    PositionError e;
-    try {
-        e.layers = j.at("layers").get<std::vector<int64_t>>();
-        e.rows = j.at("rows"), e.positions = j.at("positions"), e.heads = j.at("heads");
-        e.window = j.at("window"), e.variant = j.at("variant");
-        e.mse = j.at("mse").get<std::vector<std::vector<double>>>();
-        e.head_mse = j.at("head_mse").get<std::vector<std::vector<double>>>();
-        e.layer_mse = j.at("layer_mse").get<std::vector<double>>();
-        e.linear_keys = j.at("linear_keys").get<std::vector<int64_t>>();
-        e.window_edge = j.at("window_edge"), e.inside_mse = j.at("inside_mse"), e.beyond_mse = j.at("beyond_mse");
-    } catch (const json::exception& x) {
-        fail(label, ": not a position-error result (", x.what(), ")");
-    }
-    if (e.mse.size() != e.layers.size() || e.linear_keys.size() != size_t(e.positions))
-        fail(label, ": 'mse' or 'linear_keys' does not fit 'layers' and 'positions'");
-    for (auto& m : e.mse)
-        if (m.size() != size_t(e.positions)) fail(label, ": a layer's 'mse' does not have 'positions' entries");
     return e;
 }
 
