@@ -1,6 +1,7 @@
 #include "planner_view.h"
 
 #include <QCheckBox>
+#include <algorithm>
 #include <QComboBox>
 #include <QDoubleSpinBox>
 #include <QFile>
@@ -108,8 +109,12 @@ PlannerView::PlannerView(QWidget* parent) : QWidget(parent) {
     table_->setObjectName("plannerTable");
     table_->setHorizontalHeaderLabels({"k", "blocks", "disk", "GPU mem/block", "measured", "dump job mem", "measured",
                                        "dump h", "wall h", "cost", "fits"});
-    table_->horizontalHeaderItem(4)->setToolTip("Peak resident memory a block job of this k recorded in the workspace");
-    table_->horizontalHeaderItem(6)->setToolTip("Peak resident memory a dump job of this k recorded in the workspace");
+    table_->horizontalHeaderItem(4)->setToolTip(
+        "Peak resident memory above its start (runtime and libraries) that a block job of this k recorded in the "
+        "workspace");
+    table_->horizontalHeaderItem(6)->setToolTip(
+        "Peak resident memory above its start (runtime and libraries) that a dump job of this k recorded in the "
+        "workspace");
     table_->verticalHeader()->setVisible(false);
     table_->setEditTriggers(QAbstractItemView::NoEditTriggers);
     table_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
@@ -237,9 +242,9 @@ void PlannerView::recompute() {
                              QString::number(r.blocks),
                              QString::fromStdString(si_bytes(r.disk_bytes)),
                              QString::fromStdString(si_bytes(r.gpu_bytes_per_block)),
-                             measured(measured_.block_peak_rss(r.k)),
+                             measured(measured_.block_peak(r.k)),
                              QString::fromStdString(si_bytes(r.dump_gpu_bytes)),
-                             measured(measured_.dump_peak_rss(r.k)),
+                             measured(measured_.dump_peak(r.k)),
                              QString::number(r.dump_hours, 'f', 1),
                              QString::number(r.hours_wall, 'f', 1),
                              QString::number(r.cost, 'f', 0),
@@ -258,14 +263,20 @@ void PlannerView::recompute() {
     QString measured_text;
     if (!measured_note.isEmpty())
         measured_text = "<br>Measurements: " + measured_note.toHtmlEscaped();
-    else if (!measured_.jobs.empty())
+    else if (!measured_.jobs.empty()) {
+        const auto outliers =
+            std::count_if(measured_.jobs.begin(), measured_.jobs.end(), [](const MeasuredJob& j) { return j.outlier; });
         measured_text =
-            QString("<br>%1 measured job(s) in the workspace%2.")
+            QString("<br>%1 measured job(s) in the workspace%2.%3")
                 .arg(measured_.jobs.size())
                 .arg(in.block_flops_measured > 0 || in.dump_flops_measured > 0
                          ? QString(": times from %1 GFLOP/s measured")
                                .arg(std::max(in.block_flops_measured, in.dump_flops_measured) / 1e9, 0, 'g', 3)
+                         : QString())
+                .arg(outliers
+                         ? QString(" %1 job(s) over 3x off the median rate are left out of the times.").arg(outliers)
                          : QString());
+    }
     const PlanRow* best = plan_.row(plan_.recommended_k);
     summary_->setText(QString("<b>%1</b>: %2 layers, hidden %3.<br>%4%5%6")
                           .arg(QString::fromStdString(in.model.name))

@@ -99,7 +99,7 @@ int cmd_plan(const Argv& argv) {
             std::snprintf(buf, sizeof buf, " %11s ", measured_text(bytes).c_str());
             return show ? std::string(buf) : std::string();
         };
-        const std::string m1 = col(measured.block_peak_rss(r.k)), m2 = col(measured.dump_peak_rss(r.k));
+        const std::string m1 = col(measured.block_peak(r.k)), m2 = col(measured.dump_peak(r.k));
         std::printf("%4lld %6lld %10s %12s %s%12s %s%8.1f %8.1f %8.1f %9.0f %11s  %s%s\n", (long long)r.k,
                     (long long)r.blocks, si_bytes(r.disk_bytes).c_str(), si_bytes(r.gpu_bytes_per_block).c_str(),
                     m1.c_str(), si_bytes(r.dump_gpu_bytes).c_str(), m2.c_str(), r.dump_hours, r.block_hours,
@@ -113,13 +113,29 @@ int cmd_plan(const Argv& argv) {
         std::printf("times calibrated from measured jobs: dump %.3g GFLOP/s, block %.3g GFLOP/s (instead of %.3g)\n",
                     in.dump_flops_measured / 1e9, in.block_flops_measured / 1e9, in.gpu_flops * in.utilization / 1e9);
     if (show) {
-        std::printf("measured: peak resident memory of each job (largest per k); %zu jobs:\n", measured.jobs.size());
-        for (auto& j : measured.jobs)
+        std::printf(
+            "measured: each job's peak resident memory above its start (the runtime and libraries; largest per k), "
+            "next to what the planner predicts for that job's own shapes; %zu jobs:\n",
+            measured.jobs.size());
+        for (auto& j : measured.jobs) {
+            const double predicted = predicted_job_bytes(j, in.model);
+            std::string against = "no shapes recorded to predict";
+            if (predicted > 0) {
+                char buf[96];
+                std::snprintf(buf, sizeof buf, "predicted %s (%+.0f%%)", si_bytes(predicted).c_str(),
+                              100 * (double(j.peak_above_start()) / predicted - 1));
+                against = buf;
+            }
+            std::string tensors =
+                j.peak_tensor_bytes > 0 ? ", tensors " + si_bytes(double(j.peak_tensor_bytes)) : std::string();
             std::printf(
-                "  run %lld %s k=%lld: peak RSS %s (%s at start), micro-batch %lld x %lld tokens, %.3g GFLOP/s, %s\n",
-                (long long)j.run, j.kind.c_str(), (long long)j.k, si_bytes(double(j.peak_rss_bytes)).c_str(),
-                si_bytes(double(j.baseline_rss_bytes)).c_str(), (long long)j.micro_batch, (long long)j.seq_len,
-                j.achieved_flops / 1e9, j.device.c_str());
+                "  run %lld %s k=%lld: peak %s above a start of %s%s; %s; micro-batch %lld x %lld tokens, "
+                "%.3g GFLOP/s%s, %s\n",
+                (long long)j.run, j.kind.c_str(), (long long)j.k, si_bytes(double(j.peak_above_start())).c_str(),
+                si_bytes(double(j.baseline_rss_bytes)).c_str(), tensors.c_str(), against.c_str(),
+                (long long)j.micro_batch, (long long)j.seq_len, j.achieved_flops / 1e9,
+                j.outlier ? " (over 3x off the median: left out of --calibrate)" : "", j.device.c_str());
+        }
     }
     std::printf("recommended: %s\n", p.reason.c_str());
     return 0;

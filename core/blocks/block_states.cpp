@@ -72,6 +72,9 @@ torch::Tensor BlockStates::rows(const std::string& split, const torch::Tensor& i
         auto view = torch::from_blob(const_cast<uint8_t*>(p), {T, C},
                                      torch::TensorOptions().dtype(torch_dtype_of(manifest_.dtype)));
         out.push_back(view.to(torch::kFloat32, /*non_blocking=*/false, /*copy=*/true));
+        // The copy is all the job keeps: drop the file's pages from its resident set (a block
+        // job reads every state of its split once per epoch; they would all stay counted).
+        sh.file->release(*sh.tensor, size_t(r - sh.info.row_begin) * row_bytes, row_bytes);
     }
     return torch::stack(out);
 }

@@ -20,6 +20,7 @@
 #include "util/events.h"
 #include "util/file.h"
 #include "util/json.h"
+#include "util/memory_tracker.h"
 #include "util/process_memory.h"
 #include "util/warm_up.h"
 #include "util/sha256.h"
@@ -117,6 +118,7 @@ StateDumpOutcome dump_states(Workspace& ws, const std::string& model_dir, const 
                              const std::atomic<bool>* cancel) {
     warm_up_runtime();
     const MemoryWatch memory;  // before any tensor: the baseline is the runtime and libraries
+    const TensorPeakWatch tensors;
     StateDumpConfig cfg = cfg_in;
     const ModelConfig mc = load_model_config(model_dir + "/config.json");
     const std::vector<StateBlock> blocks = make_blocks(mc.num_hidden_layers, cfg.k);  // refuses k = 0 or > L
@@ -218,6 +220,7 @@ StateDumpOutcome dump_states(Workspace& ws, const std::string& model_dir, const 
         }
         data = load_token_data(cfg.data, sampler, tok, ws.dir() + "/data", hash);
     }
+    malloc_trim(0);  // the tokenizer's tables (31 MB for a 32K vocabulary) go back before any block loads
     const int64_t T = cfg.data.seq_len, C = mc.hidden_size;
 
     StateManifest m;
@@ -414,6 +417,7 @@ StateDumpOutcome dump_states(Workspace& ws, const std::string& model_dir, const 
                 {"baseline_rss_bytes", out.baseline_rss_bytes},
                 {"peak_rss_bytes", out.peak_rss_bytes},
                 {"peak_reset", memory.reset_ok},
+                {"peak_tensor_bytes", tensors.peak_bytes()},
                 {"layer_tokens", layer_tokens},
                 {"layer_tokens_per_second", out.tokens_per_second},
                 {"seconds", out.seconds},

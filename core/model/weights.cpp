@@ -121,7 +121,7 @@ torch::Tensor WeightStore::get(const std::string& name, torch::Dtype dtype, torc
     if (t.shape.empty() || t.shape[0] == 0 || bytes == 0) {
         out.copy_(view);
     } else {
-        constexpr uint64_t kSlabBytes = 64ull << 20;
+        constexpr uint64_t kSlabBytes = 8ull << 20;
         const int64_t rows = t.shape[0];
         const uint64_t row_bytes = bytes / uint64_t(rows);
         const int64_t slab = std::max<int64_t>(1, int64_t(kSlabBytes / std::max<uint64_t>(row_bytes, 1)));

@@ -1,5 +1,6 @@
 #include "plan/plan_measured.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "store/workspace.h"
@@ -12,15 +13,29 @@ static double mean_flops(const std::vector<MeasuredJob>& jobs, const std::string
     double sum = 0;
     int n = 0;
     for (auto& j : jobs)
-        if (j.kind == kind && j.achieved_flops > 0) sum += j.achieved_flops, ++n;
+        if (j.kind == kind && j.achieved_flops > 0 && !j.outlier) sum += j.achieved_flops, ++n;
     return n ? sum / n : 0.0;
 }
 
 static int64_t max_peak(const std::vector<MeasuredJob>& jobs, const std::string& kind, int64_t k) {
     int64_t peak = 0;
     for (auto& j : jobs)
-        if (j.kind == kind && j.k == k) peak = std::max(peak, j.peak_rss_bytes);
+        if (j.kind == kind && j.k == k) peak = std::max(peak, j.peak_above_start());
     return peak;
+}
+
+// Marks the jobs whose rate is more than 3x off the median of their kind.
+static void mark_outliers(std::vector<MeasuredJob>& jobs, const std::string& kind) {
+    std::vector<double> rates;
+    for (auto& j : jobs)
+        if (j.kind == kind && j.achieved_flops > 0) rates.push_back(j.achieved_flops);
+    if (rates.size() < 3) return;  // two figures cannot say which one is off
+    std::sort(rates.begin(), rates.end());
+    const size_t n = rates.size();
+    const double median = n % 2 ? rates[n / 2] : 0.5 * (rates[n / 2 - 1] + rates[n / 2]);
+    for (auto& j : jobs)
+        if (j.kind == kind && j.achieved_flops > 0)
+            j.outlier = j.achieved_flops < median / 3 || j.achieved_flops > median * 3;
 }
 
 double PlanMeasurements::dump_flops() const {
@@ -29,11 +44,26 @@ double PlanMeasurements::dump_flops() const {
 double PlanMeasurements::block_flops() const {
     return mean_flops(jobs, "block");
 }
-int64_t PlanMeasurements::block_peak_rss(int64_t k) const {
+int64_t PlanMeasurements::block_peak(int64_t k) const {
     return max_peak(jobs, "block", k);
 }
-int64_t PlanMeasurements::dump_peak_rss(int64_t k) const {
+int64_t PlanMeasurements::dump_peak(int64_t k) const {
     return max_peak(jobs, "dump", k);
+}
+
+double predicted_job_bytes(const MeasuredJob& j, const PlanModel& model) {
+    if (j.k < 1 || j.k > model.layers || j.micro_batch < 1 || j.seq_len < 1) return 0;
+    PlanInput in;
+    in.model = model;
+    in.weight_bytes_per_value = 4;  // the CPU computes in fp32 whatever the file's dtype
+    in.seq_len = j.seq_len;
+    if (j.kind == "dump") {
+        in.dump_micro_batch = j.micro_batch;
+        return plan_row(in, j.k).dump_gpu_bytes;
+    }
+    if (j.window < 1 || j.feature_dim < 1) return 0;
+    in.micro_batch = j.micro_batch, in.window = j.window, in.feature_dim = j.feature_dim;
+    return plan_row(in, j.k).gpu_bytes_per_block;
 }
 
 static MeasuredJob job_from(const json& j, const std::string& kind, int64_t run, int64_t k, const std::string& label) {
@@ -43,6 +73,9 @@ static MeasuredJob job_from(const json& j, const std::string& kind, int64_t run,
     m.seq_len = json_get_or<int64_t>(j, "seq_len", 0, label);
     m.peak_rss_bytes = json_get_or<int64_t>(j, "peak_rss_bytes", 0, label);
     m.baseline_rss_bytes = json_get_or<int64_t>(j, "baseline_rss_bytes", 0, label);
+    m.peak_tensor_bytes = json_get_or<int64_t>(j, "peak_tensor_bytes", 0, label);
+    m.window = json_get_or<int64_t>(j, "window", 0, label);
+    m.feature_dim = json_get_or<int64_t>(j, "feature_dim", 0, label);
     m.tokens_per_second =
         json_get_or<double>(j, kind == "dump" ? "layer_tokens_per_second" : "tokens_per_second", 0, label);
     m.achieved_flops = json_get_or<double>(j, "achieved_flops", 0, label);
@@ -78,6 +111,8 @@ PlanMeasurements plan_measurements(const std::string& workspace_dir, const PlanM
             }
         }
     }
+    mark_outliers(out.jobs, "dump");
+    mark_outliers(out.jobs, "block");
     return out;
 }
 

@@ -81,17 +81,20 @@ PlanRow plan_row(const PlanInput& in, int64_t k) {
     // GPU memory to train one block of k layers (modelled terms):
     //  weights: the k frozen layers in weight_bytes_per_value;
     //  optimizer: trainable feature maps (2 x H x d x f) + gammas, fp32 value + grad + AdamW m, v = 16 B each;
-    //  activations per layer, kept for the student's backward (fp32): q, k, v (3 B T H d), features
-    //  (2 B H T 2f), window scores and weights (2 B H T 2w), chunk states (B H T/w 2f d); plus the block
-    //  input and one layer's MLP intermediate (B T (hidden + 2 intermediate)) in bytes_per_value.
+    //  activations per layer, kept for the student's backward (fp32): q, k, v (3 B T H d); for q and
+    //  k each the Hedgehog features and the softmax outputs they are made of (4 B H T 2f); window
+    //  scores and weights (2 B H T 2w); chunk states (B H T/w 2f d). The backward holds one more
+    //  layer's worth as gradients while it runs (k + 1 layers). Plus the block input and one
+    //  layer's MLP intermediate (B T (hidden + 2 intermediate)) in bytes_per_value. Checked against
+    //  the tensor peak a block job records (tests/blocks/test_streaming.cpp).
     const double B = double(in.micro_batch), T = double(in.seq_len), H = double(m.heads), d = double(m.head_dim);
     const double f2 = 2.0 * double(in.feature_dim), w = double(in.window);
     const double wb = in.weight_bytes_per_value;
     r.weights_bytes = double(k) * double(m.layer_parameters()) * wb;
     r.optimizer_bytes = double(k) * (2 * H * d * double(in.feature_dim) + H) * 16;
     const double per_layer =
-        4 * (3 * B * T * H * d + 2 * B * H * T * f2 + 2 * B * H * T * 2 * w + B * H * (T / w) * f2 * d);
-    r.activation_bytes = double(k) * per_layer + in.bytes_per_value * B * T * double(m.hidden + 2 * m.intermediate);
+        4 * (3 * B * T * H * d + 4 * B * H * T * f2 + 2 * B * H * T * 2 * w + B * H * (T / w) * f2 * d);
+    r.activation_bytes = double(k + 1) * per_layer + in.bytes_per_value * B * T * double(m.hidden + 2 * m.intermediate);
     r.gpu_bytes_per_block = r.weights_bytes + r.optimizer_bytes + r.activation_bytes;
 
     // A dump job: the larger of one block's layers and the embeddings, plus one micro-batch of

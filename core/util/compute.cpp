@@ -68,8 +68,16 @@ namespace lincat {
 
 void warm_up_runtime() {
     torch::AutoGradMode grad(true);  // callers may hold a NoGradGuard
-    auto a = torch::randn({64, 64}, torch::requires_grad());
+    // 512 x 512: large enough that BLAS packs full panels on every thread (a 64 x 64 product
+    // runs on one thread and leaves the other threads' buffers for the job's first step).
+    auto a = torch::randn({512, 512}, torch::requires_grad());
     torch::matmul(a, a).sum().backward();
+    // The kernels a transformer layer uses, batched as a job runs them (LibTorch sets up their
+    // per-thread state on first use).
+    torch::NoGradGuard ng;
+    auto x = torch::randn({2, 8, 64, 64});
+    auto s = torch::softmax(torch::matmul(x, x.transpose(-1, -2)), -1);
+    (void)torch::linear(torch::matmul(s, x).transpose(1, 2).flatten(2), a).exp().cumsum(-1);
 }
 
 }  // namespace lincat

@@ -67,4 +67,10 @@ void TensorMemory::reset_peak() {
     g_peak.store(g_current.load());
 }
 
+TensorPeakWatch::TensorPeakWatch() {
+    TensorMemory::install();
+    baseline_bytes = TensorMemory::current();
+    TensorMemory::reset_peak();
+}
+
 }  // namespace lincat

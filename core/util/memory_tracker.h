@@ -14,4 +14,13 @@ class TensorMemory {
     static void reset_peak();  // peak := current
 };
 
+// The peak bytes of the tensors a job allocates from here on: what a GPU's caching allocator
+// reports as its peak, and what the planner's memory model predicts (RSS adds the allocator's
+// slack and BLAS buffers).
+struct TensorPeakWatch {
+    int64_t baseline_bytes = 0;
+    TensorPeakWatch();  // installs the tracker and resets its peak
+    int64_t peak_bytes() const { return TensorMemory::peak() - baseline_bytes; }
+};
+
 }  // namespace lincat

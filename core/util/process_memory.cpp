@@ -1,5 +1,7 @@
 #include "util/process_memory.h"
 
+#include <malloc.h>
+
 #include <fstream>
 #include <string>
 
@@ -31,7 +33,17 @@ bool reset_peak_resident() {
     return bool(out);
 }
 
+void use_lean_heap() {
+    // A fixed mmap threshold also turns off glibc's dynamic one, which would otherwise rise to
+    // the largest freed block and keep every later tensor of that size in the heap.
+    mallopt(M_MMAP_MAX, 1 << 16);
+    mallopt(M_MMAP_THRESHOLD, 64 << 10);
+    mallopt(M_TRIM_THRESHOLD, 1 << 20);
+    malloc_trim(0);
+}
+
 MemoryWatch::MemoryWatch() {
+    use_lean_heap();
     reset_ok = reset_peak_resident();
     baseline_bytes = resident_bytes();
 }

@@ -138,9 +138,9 @@ TEST(Planner, MeasuredJobsComeBackFromTheWorkspaceAndCalibrate) {
     }
     PlanMeasurements m = plan_measurements(d.file("ws"), model);
     ASSERT_EQ(m.jobs.size(), 3u);  // the other model's job is left out
-    EXPECT_EQ(m.block_peak_rss(3), 300);
-    EXPECT_EQ(m.dump_peak_rss(3), 250);
-    EXPECT_EQ(m.block_peak_rss(2), 0);
+    EXPECT_EQ(m.block_peak(3), 300);
+    EXPECT_EQ(m.dump_peak(3), 250);
+    EXPECT_EQ(m.block_peak(2), 0);
     EXPECT_EQ(m.block_flops(), 4e9);
     EXPECT_EQ(m.dump_flops(), 6e9);  // a job that ran no layers (block 0: embeddings) has no rate
     PlanInput in;
@@ -148,4 +148,47 @@ TEST(Planner, MeasuredJobsComeBackFromTheWorkspaceAndCalibrate) {
     PlanInput cal = calibrated(in, m);
     EXPECT_NEAR(plan_row(cal, 3).block_hours / plan_row(in, 3).block_hours, in.gpu_flops * in.utilization / 4e9, 1e-6);
     expect_error([&] { plan_measurements(d.file("nope"), model); }, {"nope", "not a workspace"});
+}
+
+TEST(Planner, MeasuredJobsArePredictedForTheirOwnShapesAndOutliersLeaveTheCalibration) {
+    lincat::test::TempDir d;
+    const PlanModel model = plan_preset("stories15m");
+    {
+        Workspace ws = Workspace::open(d.file("ws"));
+        // Three block jobs at k = 2; the third ran on a machine shared with other work.
+        for (double flops : {40e9, 50e9, 0.9e9}) {
+            int64_t r = ws.create_run("default", RunKind::DistillBlock, "{}", std::string(64, 'a'));
+            ws.set_run_results(r, json({{"measured",
+                                         {{"k", 2},
+                                          {"peak_rss_bytes", 250'000'000},
+                                          {"baseline_rss_bytes", 170'000'000},
+                                          {"peak_tensor_bytes", 60'000'000},
+                                          {"micro_batch", 4},
+                                          {"seq_len", 128},
+                                          {"window", 16},
+                                          {"feature_dim", 64},
+                                          {"model_shape", plan_shape_key(model)},
+                                          {"achieved_flops", flops}}}})
+                                      .dump());
+        }
+    }
+    PlanMeasurements m = plan_measurements(d.file("ws"), model);
+    ASSERT_EQ(m.jobs.size(), 3u);
+    EXPECT_FALSE(m.jobs[0].outlier);
+    EXPECT_FALSE(m.jobs[1].outlier);
+    EXPECT_TRUE(m.jobs[2].outlier);           // 0.9 GFLOP/s against a median of 40
+    EXPECT_DOUBLE_EQ(m.block_flops(), 45e9);  // the mean of the other two
+    EXPECT_EQ(m.block_peak(2), 80'000'000);   // above the job's start, not its whole RSS
+    EXPECT_EQ(m.jobs[0].peak_tensor_bytes, 60'000'000);
+    PlanInput in;
+    in.model = model;
+    in.weight_bytes_per_value = 4, in.micro_batch = 4, in.seq_len = 128, in.window = 16, in.feature_dim = 64;
+    EXPECT_DOUBLE_EQ(predicted_job_bytes(m.jobs[0], model), plan_row(in, 2).gpu_bytes_per_block);
+    MeasuredJob dump = m.jobs[0];
+    dump.kind = "dump";
+    in.dump_micro_batch = 4;
+    EXPECT_DOUBLE_EQ(predicted_job_bytes(dump, model), plan_row(in, 2).dump_gpu_bytes);
+    MeasuredJob unknown = m.jobs[0];
+    unknown.window = 0;  // recorded before jobs wrote their window
+    EXPECT_EQ(predicted_job_bytes(unknown, model), 0);
 }
