@@ -1,6 +1,7 @@
 // lincat finetune (stage 2, LoRA) and lincat linearize (stage 1 + stage 2 + eval in one go).
 #include <cmath>
 #include <cstdio>
+#include <optional>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -11,6 +12,7 @@
 #include "train/ablation_spec.h"
 #include "train/distill.h"
 #include "train/finetune.h"
+#include "train/stage2_policy.h"
 #include "util/error.h"
 #include "util/events.h"
 #include "util/json.h"
@@ -72,6 +74,10 @@ int cmd_linearize(const Argv& argv) {
         {"tasks", "multiple-choice JSONL files for the final eval"},
         {"keep-softmax",
          "layers kept softmax (LoLCATs' softmax_attentions), e.g. 4,5: every other layer is linearized"},
+        {"stage2",
+         "auto: run stage 2 only when stage 1's held-out perplexity is " +
+             std::to_string(int(100 * kStage2MinGap + 0.5)) + "% or more above the teacher's; on; off",
+         false, "auto"},
         {"json", "print the final evaluation as JSON", true}};
     for (auto& [key, cli] : stage1) specs.push_back(option_of(field_of(distill_fields(), key), cli));
     specs.push_back(option_of(field_of(finetune_fields(), "steps"), "stage2-steps"));
@@ -90,6 +96,7 @@ int cmd_linearize(const Argv& argv) {
         d.linearize.layers = layers_keeping_softmax(a.get("keep-softmax"), mc.num_hidden_layers, "--keep-softmax");
     table_validate(distill_fields(), d, "linearize", /*cli_names=*/true);
     add_data_files(d.data, a.get("data"));
+    const Stage2Mode stage2 = parse_stage2_mode(a.get("stage2", "auto"), "linearize --stage2");
     std::fprintf(stderr, "lincat linearize: %s -> workspace %s\n[1/3] stage 1: attention transfer\n", model_dir.c_str(),
                  ws_dir.c_str());
     // The base model is loaded once: both stages train on it and the figures are taken on it.
@@ -99,55 +106,65 @@ int cmd_linearize(const Argv& argv) {
         print_distill_outcome(s1, a.flag("json"), false);
         return 1;
     }
+    // Every stage is judged the same way: an Eval run on the held-out rows (the run tree, the
+    // model card and `ablate` read them), and stage 1's decides whether stage 2 runs.
+    auto evaluate = [&](const std::string& checkpoint, int64_t run) {
+        EvalConfig e;
+        e.checkpoint = checkpoint;
+        e.source_run = run;
+        e.data = run_data_spec(ws, s1.run);
+        e.tasks = split_list(a.get("tasks"));
+        return json::parse(evaluate_checkpoint(ws, base, e));
+    };
+    std::fprintf(stderr, "[2/3] evaluation of stage 1 (run %lld)\n", (long long)s1.run);
+    const json eval1 = evaluate(s1.checkpoint, s1.run);
+    const double t = eval1["teacher_ppl"].get<double>(), ppl1 = eval1["student_ppl"].get<double>();
+    const std::string skip = stage2_skip_reason(stage2, t, ppl1);
 
-    std::fprintf(stderr, "[2/3] stage 2: LoRA finetune (from run %lld)\n", (long long)s1.run);
-    FinetuneConfig f;
-    fill_from_stage1_run(ws, s1.run, f);
-    read_option(a, field_of(finetune_fields(), "steps"), f, "stage2-steps");
-    for (auto& key : kStage2Options) read_option(a, field_of(finetune_fields(), key), f);
-    f.schedule.seed = d.schedule.seed;
-    f.validate("linearize", /*cli_names=*/true);
-    FinetuneOutcome s2 = finetune(ws, base, f, std::nullopt, progress_printer("stage 2"), cancel_flag());
-    if (s2.status != RunStatus::Completed) {
-        print_finetune_outcome(s2, a.flag("json"));
-        return 1;
+    json doc = eval1;
+    std::optional<FinetuneOutcome> s2;
+    if (!skip.empty()) {
+        std::fprintf(stderr, "[3/3] stage 2 (LoRA) %s\n", skip.c_str());
+        doc["stage2_skipped"] = skip;
+    } else {
+        std::fprintf(stderr, "[3/3] stage 2: LoRA finetune (from run %lld), then its evaluation\n", (long long)s1.run);
+        FinetuneConfig f;
+        fill_from_stage1_run(ws, s1.run, f);
+        read_option(a, field_of(finetune_fields(), "steps"), f, "stage2-steps");
+        for (auto& key : kStage2Options) read_option(a, field_of(finetune_fields(), key), f);
+        f.schedule.seed = d.schedule.seed;
+        f.validate("linearize", /*cli_names=*/true);
+        s2 = finetune(ws, base, f, std::nullopt, progress_printer("stage 2"), cancel_flag());
+        if (s2->status != RunStatus::Completed) {
+            print_finetune_outcome(*s2, a.flag("json"));
+            return 1;
+        }
+        doc = evaluate(s2->checkpoint, s2->run);
+        doc["stage2_run"] = s2->run;
     }
-    std::fprintf(stderr, "held-out perplexity: teacher, stage 1, stage 2\n");
-    add_heldout_perplexity(base, s2);
-    // Stage 1's own held-out figure (stage 2's starting point, on the same rows), recorded on the
-    // stage-1 run so that the studio's run tree and the model card show it without a second eval.
-    ws.set_run_results(s1.run, json({{"run", s1.run},
-                                     {"teacher_ppl", s2.teacher_ppl},
-                                     {"student_ppl", s2.stage1_ppl},
-                                     {"rows", s2.eval_rows.size(0)},
-                                     {"measured_by", "linearize: stage 2's held-out rows before training"}})
-                                   .dump());
-
-    std::fprintf(stderr, "[3/3] evaluation\n");
-    EvalConfig e;
-    e.checkpoint = s2.checkpoint;
-    e.source_run = s2.run;
-    e.data = f.data;
-    e.tasks = split_list(a.get("tasks"));
-    json doc = json::parse(evaluate_checkpoint(ws, base, e));
-    doc["stage1_run"] = s1.run, doc["stage2_run"] = s2.run, doc["stage1_ppl"] = s2.stage1_ppl;
+    doc["stage1_run"] = s1.run, doc["stage1_ppl"] = ppl1, doc["stage1_eval_run"] = eval1["run"];
     emit_event("result", doc);
     if (a.flag("json")) {
         std::printf("%s\n", doc.dump().c_str());
         return 0;
     }
-    const double t = s2.teacher_ppl;
     std::printf("\n%-22s %10s %9s\n", "held-out perplexity", "ppl", "vs teacher");
     std::printf("%-22s %10.3f %9s\n", "teacher (softmax)", t, "");
-    std::printf("%-22s %10.3f %+8.1f%%   run %lld\n", "stage 1 (transfer)", s2.stage1_ppl,
-                100 * (s2.stage1_ppl / t - 1), (long long)s1.run);
-    std::printf("%-22s %10.3f %+8.1f%%   run %lld\n", "stage 2 (LoRA)", s2.student_ppl, 100 * (s2.student_ppl / t - 1),
-                (long long)s2.run);
+    std::printf("%-22s %10.3f %+8.2f%%   run %lld\n", "stage 1 (transfer)", ppl1, 100 * (ppl1 / t - 1),
+                (long long)s1.run);
+    if (s2) {
+        const double ppl2 = doc["student_ppl"].get<double>();
+        std::printf("%-22s %10.3f %+8.2f%%   run %lld\n", "stage 2 (LoRA)", ppl2, 100 * (ppl2 / t - 1),
+                    (long long)s2->run);
+    } else {
+        std::printf("%-22s %10s   %s\n", "stage 2 (LoRA)", "-", skip.c_str());
+    }
     std::printf("top-1 agreement %.1f%%, KL(teacher || student) %.4f nats/token over %lld tokens\n",
                 100 * doc["top1_agreement"].get<double>(), doc["kl"].get<double>(),
                 (long long)doc["tokens"].get<int64_t>());
-    std::printf("checkpoint: %s\n", s2.checkpoint.c_str());
-    std::printf("next: lincat generate --run %lld --workspace %s --prompt \"Once upon a time\"\n", (long long)s2.run,
+    const int64_t final_run = s2 ? s2->run : s1.run;
+    std::printf("checkpoint: %s\n", (s2 ? s2->checkpoint : s1.checkpoint).c_str());
+    std::printf("next: lincat generate --run %lld --workspace %s --prompt \"Once upon a time\"\n", (long long)final_run,
                 ws_dir.c_str());
     return 0;
 }

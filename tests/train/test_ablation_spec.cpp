@@ -1,8 +1,11 @@
 // lincat ablate's variant specs: parsed into field assignments over the stages' own tables.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "test_util.h"
 #include "train/ablation_spec.h"
+#include "train/stage2_policy.h"
 
 using namespace lincat;
 using lincat::test::expect_error;
@@ -51,4 +54,21 @@ TEST(AblationSpec, WhatWouldChangeTheBudgetOrIsNotAnOptionIsRefused) {
     expect_error([] { parse_ablation_variants("a=1; a=1"); }, {"given twice"});
     expect_error([] { parse_ablation_variants(" ; "); }, {"no variant"});
     expect_error([] { parse_ablation_variants("stage2=maybe"); }, {"stage2=maybe"});
+}
+
+// linearize's stage-2 policy (train/stage2_policy.h), which the ablation table measured.
+TEST(Stage2Policy, AutoSkipsStageTwoOnlyWhenStageOneIsCloseToTheTeacher) {
+    EXPECT_EQ(parse_stage2_mode("auto", "x"), Stage2Mode::Auto);
+    EXPECT_EQ(parse_stage2_mode("on", "x"), Stage2Mode::On);
+    EXPECT_EQ(parse_stage2_mode("off", "x"), Stage2Mode::Off);
+    expect_error([] { parse_stage2_mode("sometimes", "linearize --stage2"); }, {"linearize --stage2", "'sometimes'"});
+    const double t = 3.131;
+    // Just under the gap: skipped, with the figure and how to force it in the reason.
+    const std::string skip = stage2_skip_reason(Stage2Mode::Auto, t, t * (1 + kStage2MinGap * 0.99));
+    EXPECT_NE(skip.find("+2.97%"), std::string::npos) << skip;
+    EXPECT_NE(skip.find("--stage2 on"), std::string::npos) << skip;
+    EXPECT_EQ(stage2_skip_reason(Stage2Mode::Auto, t, t * (1 + kStage2MinGap * 1.01)), "");  // far: it runs
+    EXPECT_EQ(stage2_skip_reason(Stage2Mode::On, t, t), "");                                 // forced
+    EXPECT_NE(stage2_skip_reason(Stage2Mode::Off, t, t * 2).find("--stage2 off"), std::string::npos);
+    EXPECT_EQ(stage2_skip_reason(Stage2Mode::Auto, t, NAN), "");  // no figure to judge by: it runs
 }
