@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "util/error.h"
+#include "util/precision.h"
 
 namespace lincat {
 
@@ -18,10 +19,11 @@ static HybridOptions hybrid_options(const ModelConfig& c, const LinearizeOptions
 
 void linearize(LlamaModel& model, const LinearizeOptions& o) {
     const ModelConfig& c = model->config();
-    const torch::Tensor like = model->parameters().front();  // new layers follow the model's device and dtype
+    // New layers follow the model's device; their weights are fp32 masters (util/precision.h).
+    const torch::Tensor like = model->parameters().front();
     for (int64_t l : linearized_layers(o, c.num_hidden_layers)) {
         auto core = std::make_shared<HybridAttentionImpl>(hybrid_options(c, o));
-        core->to(like.device(), like.scalar_type());
+        core->to(like.device(), kMasterDtype);
         model->layer(l)->self_attn->set_core(core);
     }
 }

@@ -4,6 +4,7 @@
 
 #include "attention/softmax.h"
 #include "util/error.h"
+#include "util/precision.h"
 
 namespace lincat {
 
@@ -68,8 +69,11 @@ torch::Tensor TransferAttentionImpl::forward(const torch::Tensor& q, const torch
         torch::NoGradGuard ng;
         teacher = softmax_attention(q, k, v, 0, sliding_window_, xent_ ? &teacher_weights : nullptr);
     }
-    auto y = student->forward(q.detach(), k.detach(), v.detach(), nullptr);
-    last_mse = torch::mse_loss(y.to(torch::kFloat32), teacher.to(torch::kFloat32));
+    // The student in fp32 (its output would otherwise be cast to a bf16 q's dtype before the
+    // loss); the MSE from fp32 on both sides (util/precision.h).
+    auto y = student->forward(q.detach().to(kMasterDtype), k.detach().to(kMasterDtype), v.detach().to(kMasterDtype),
+                              nullptr);
+    last_mse = torch::mse_loss(y, teacher.to(kMasterDtype));
     if (xent_) {
         // Cross-entropy of the student's weights under the teacher's, per query row, averaged.
         auto w = student->attention_weights_with_grad(q.detach(), k.detach());  // (B, H, T, T)

@@ -13,7 +13,9 @@ LoraAdapterImpl::LoraAdapterImpl(int64_t in, int64_t out, int64_t rank, double a
 }
 
 torch::Tensor LoraAdapterImpl::forward(const torch::Tensor& x) {
-    auto h = dropout > 0 ? torch::dropout(x, dropout, is_training()) : x;
+    // In A's dtype (fp32 masters under a bf16 base, util/precision.h); project() casts back once.
+    auto h = x.to(A.scalar_type());
+    if (dropout > 0) h = torch::dropout(h, dropout, is_training());
     return torch::matmul(torch::matmul(h, A.t()).mul_(scale), B.t());  // scaled at rank width, not out
 }
 

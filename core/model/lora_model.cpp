@@ -4,6 +4,7 @@
 
 #include "util/error.h"
 #include "util/json.h"
+#include "util/precision.h"
 
 namespace lincat {
 
@@ -40,7 +41,7 @@ void attach_lora(const LlamaModel& model, const LoraOptions& o) {
     for (auto& s : lora_slots(model, o.targets)) {
         auto w = (*s.base)->weight;
         *s.adapter = LoraAdapter(w.size(1), w.size(0), o.rank, o.alpha, o.dropout);
-        (*s.adapter)->to(w.device(), w.scalar_type());
+        (*s.adapter)->to(w.device(), kMasterDtype);  // fp32 masters (util/precision.h)
     }
 }
 
