@@ -65,7 +65,7 @@ int cmd_finetune(const Argv& argv) {
 int cmd_linearize(const Argv& argv) {
     // Stage 1's fields linearize offers (steps as --stage1-steps), then stage 2's.
     const std::vector<std::pair<std::string, std::string>> stage1 = {
-        {"steps", "stage1-steps"}, {"variant", ""},           {"window", ""}, {"feature_dim", ""},
+        {"steps", "stage1-steps"}, {"variant", ""},           {"window", ""}, {"feature_dim", ""}, {"gate", ""},
         {"seq_len", ""},           {"teacher_sequences", ""}, {"seed", ""}};
     std::vector<OptionSpec> specs = {
         {"model", "model folder or cache name", false, "default"},

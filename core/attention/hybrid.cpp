@@ -49,12 +49,21 @@ static void check_inputs(const torch::Tensor& q, const torch::Tensor& k, const t
             fail("hybrid attention: non-finite values (NaN or inf) in q, k or v");
 }
 
+static void check_gate(const torch::Tensor& log_gate, const torch::Tensor& f_q) {
+    if (!log_gate.defined()) return;
+    if (log_gate.dim() != 4 || log_gate.size(0) != f_q.size(0) || log_gate.size(1) != f_q.size(1) ||
+        log_gate.size(2) != f_q.size(2) || (log_gate.size(3) != 1 && log_gate.size(3) != f_q.size(3)))
+        fail("hybrid attention: log_gate ", log_gate.sizes(), " must be (B, H, T, 1) or (B, H, T, F) for features ",
+             f_q.sizes());
+}
+
 torch::Tensor hybrid_attention_quadratic(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                          const torch::Tensor& f_q, const torch::Tensor& f_k, const torch::Tensor& gamma,
                                          const torch::Tensor& lambda, const WindowSpec& window,
-                                         torch::Tensor* weights_out) {
+                                         torch::Tensor* weights_out, const torch::Tensor& log_gate) {
     check_window(window);
     check_inputs(q, k, v, f_q, f_k, gamma, lambda);
+    check_gate(log_gate, f_q);
     const int64_t H = q.size(1), T = q.size(2), d = q.size(3);
     auto qf = q.to(torch::kFloat32), kf = k.to(torch::kFloat32), vf = v.to(torch::kFloat32);
     auto win = hybrid_window_mask(T, window).to(q.device());
@@ -65,8 +74,24 @@ torch::Tensor hybrid_attention_quadratic(const torch::Tensor& q, const torch::Te
     auto s = torch::matmul(qf, kf.transpose(-1, -2)) / std::sqrt(double(d));  // (B,H,T,T)
     auto s_win = s.masked_fill(win.logical_not(), -INFINITY);                 // mask before exp: no inf * 0 in backward
     auto a_sm = g * torch::exp(s_win - s_win.amax(-1, true));
-    auto a_ln = l * torch::matmul(f_q.to(torch::kFloat32), f_k.to(torch::kFloat32).transpose(-1, -2))
-                        .masked_fill(lin.logical_not(), 0);
+    auto fq = f_q.to(torch::kFloat32), fk = f_k.to(torch::kFloat32);
+    torch::Tensor a_ln;
+    if (!log_gate.defined()) {
+        a_ln = l * torch::matmul(fq, fk.transpose(-1, -2)).masked_fill(lin.logical_not(), 0);
+    } else {
+        // Decay from key j to query i: exp(G_i - G_j), G the inclusive cumulative log rate;
+        // -inf off the linear set before exp, so no overflow (j > i) reaches the backward.
+        auto G = log_gate.to(torch::kFloat32).cumsum(2);  // (B,H,T,Fg)
+        auto off = lin.logical_not();
+        if (G.size(3) == 1) {
+            auto decay = (G - G.transpose(-1, -2)).masked_fill(off, -INFINITY).exp();  // (B,H,T,T)
+            a_ln = l * torch::matmul(fq, fk.transpose(-1, -2)) * decay;
+        } else {
+            auto decay =
+                (G.unsqueeze(3) - G.unsqueeze(2)).masked_fill(off.unsqueeze(-1), -INFINITY).exp();  // (B,H,T,T,F)
+            a_ln = l * (fq.unsqueeze(3) * fk.unsqueeze(2) * decay).sum(-1);
+        }
+    }
     auto a = a_sm + a_ln;
     auto w = a / a.sum(-1, true);
     if (weights_out) *weights_out = w;
@@ -75,15 +100,19 @@ torch::Tensor hybrid_attention_quadratic(const torch::Tensor& q, const torch::Te
 
 torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                        const torch::Tensor& f_q, const torch::Tensor& f_k, const torch::Tensor& gamma,
-                                       const torch::Tensor& lambda, const WindowSpec& window) {
+                                       const torch::Tensor& lambda, const WindowSpec& window,
+                                       const torch::Tensor& log_gate) {
     check_window(window);
     check_inputs(q, k, v, f_q, f_k, gamma, lambda);
+    check_gate(log_gate, f_q);
+    const bool gated = log_gate.defined();
     // Without a graph to build, work in place where it saves a pass over (B, H, n, *) data.
-    const bool inference = !torch::GradMode::is_enabled() ||
-                           !(q.requires_grad() || k.requires_grad() || v.requires_grad() || f_q.requires_grad() ||
-                             f_k.requires_grad() || gamma.requires_grad() || lambda.requires_grad());
+    const bool inference =
+        !torch::GradMode::is_enabled() ||
+        !(q.requires_grad() || k.requires_grad() || v.requires_grad() || f_q.requires_grad() || f_k.requires_grad() ||
+          gamma.requires_grad() || lambda.requires_grad() || (gated && log_gate.requires_grad()));
     // On a GPU, inference takes the fused kernel (kernels/); training keeps this LibTorch form.
-    if (hybrid_kernel_applies(q, f_q, window, !inference))
+    if (!gated && hybrid_kernel_applies(q, f_q, window, !inference))
         return hybrid_attention_kernel(q, k, v, f_q, f_k, gamma, lambda, window, KernelBackend::Cuda);
     const int64_t B = q.size(0), H = q.size(1), T = q.size(2), d = q.size(3);
     const int64_t w = window.size;
@@ -133,8 +162,8 @@ torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tens
     auto bias = torch::zeros({C, w, 2 * w}).masked_fill_(win.logical_not(), -INFINITY).to(dev);
     auto g = gamma.to(torch::kFloat32).view({1, H, 1, 1, 1}), l = lambda.to(torch::kFloat32).view({1, H, 1, 1, 1});
 
-    if (!inference) {
-        // Training. Values get a column of ones, so each matmul against them yields the
+    if (!inference || gated) {
+        // Training (and every gated call). Values get a column of ones, so each matmul against them yields the
         // numerator (sum a v) and the denominator (sum a) at once. The window part carries a
         // graph only when q, k or v do (stage 2); in attention transfer they are detached and it
         // is a constant, computed without one and in place.
@@ -154,12 +183,41 @@ torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tens
             acc = torch::matmul(a, V2);  // (B,H,C,w,d+1)
         }
         acc = g * acc;
-        if (window.kind == WindowKind::Sliding) {
+        if (gated) {
+            // Log rates in chunks: Gl inclusive within each chunk, Gt a chunk's total. From key j
+            // of chunk m to query i of chunk c the decay is exp(Gl_c[i] + Gt_{c-1} + ... - Gl_m[j]),
+            // split at chunk ends so every factor is exp of something <= 0.
+            auto Gl = pad(log_gate).cumsum(3);             // (B,H,C,w,Fg), padding: rate 0
+            auto Gt = Gl.narrow(3, w - 1, 1);              // (B,H,C,1,Fg)
+            auto previous = [&](const torch::Tensor& x) {  // chunk c-1's x at chunk c, zeros at c = 0
+                return torch::constant_pad_nd(x, {0, 0, 0, 0, 1, 0}).narrow(2, 0, C);
+            };
+            if (window.kind == WindowKind::Sliding) {
+                // Keys of chunk c-1 left of the window: exp(Gl_c[i]) * exp(Gt_{c-1} - Gl_{c-1}[j]).
+                auto fq_to_end = FQ * Gl.exp();
+                auto fk_prev = previous(FK * (Gt - Gl).exp());
+                auto b_ln = l * torch::matmul(fq_to_end, fk_prev.transpose(-1, -2))
+                                    .masked_fill_(lin_local.narrow(2, 0, w).logical_not().to(dev), 0);
+                acc = acc + torch::matmul(b_ln, previous(V1));
+            }
+            if (C > 2) {
+                // States at chunk ends: S_m = exp(Gt_m) S_{m-1} + sum_{j in m} exp(Gt_m - Gl_m[j]) fk_j v_j.
+                auto local = torch::matmul((FK * (Gt - Gl).exp()).transpose(-1, -2), V1);  // (B,H,C,F,d+1)
+                auto carry = Gt.squeeze(3).exp().unsqueeze(-1);                            // (B,H,C,Fg,1)
+                std::vector<torch::Tensor> states = {local.select(2, 0)};
+                for (int64_t m = 1; m < C - 2; ++m)
+                    states.push_back(carry.select(2, m) * states.back() + local.select(2, m));
+                // Chunk c reads S_{c-2}: decay exp(Gt_{c-1} + Gl_c[i]) from its end to query i.
+                auto fq_decayed = (FQ * (Gl + previous(Gt)).exp()).narrow(2, 2, C - 2);
+                auto lin = l * torch::matmul(fq_decayed, torch::stack(states, 2));
+                acc = acc + torch::constant_pad_nd(lin, {0, 0, 0, 0, 2, 0});
+            }
+        } else if (window.kind == WindowKind::Sliding) {
             auto b_ln = l * torch::matmul(FQ, with_prev(FK, false).transpose(-1, -2))
                                 .masked_fill_(lin_local.logical_not().to(dev), 0);
             acc = acc + torch::matmul(b_ln, V2);
         }
-        if (C > 2) {
+        if (!gated && C > 2) {
             // Inclusive cumulative states over chunks, read two chunks late (O(n F d) memory).
             auto kv = torch::matmul(FK.transpose(-1, -2), V1).cumsum(2);  // (B,H,C,F,d+1)
             auto lin = l * torch::matmul(FQ.narrow(2, 2, C - 2), kv.narrow(2, 0, C - 2));
@@ -215,12 +273,12 @@ torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tens
 
 int64_t HybridState::bytes() const {
     int64_t n = 0;
-    for (auto* t : {&S_, &z_, &ring_k_, &ring_v_, &ring_f_, &ring_pos_})
+    for (auto* t : {&S_, &z_, &ring_k_, &ring_v_, &ring_f_, &ring_decay_, &ring_pos_})
         if (t->defined()) n += t->numel() * t->element_size();
     return n;
 }
 
-void HybridState::allocate(const torch::Tensor& k, const torch::Tensor& f_k) {
+void HybridState::allocate(const torch::Tensor& k, const torch::Tensor& f_k, const torch::Tensor& log_gate) {
     const int64_t B = k.size(0), H = k.size(1), d = k.size(3), F = f_k.size(3), cap = capacity();
     auto o = torch::TensorOptions().dtype(torch::kFloat32).device(k.device());
     S_ = torch::zeros({B, H, F, d}, o);
@@ -228,20 +286,25 @@ void HybridState::allocate(const torch::Tensor& k, const torch::Tensor& f_k) {
     ring_k_ = torch::zeros({B, H, cap, d}, o);
     ring_v_ = torch::zeros({B, H, cap, d}, o);
     ring_f_ = torch::zeros({B, H, cap, F}, o);
+    if (log_gate.defined()) ring_decay_ = torch::ones({B, H, cap, log_gate.size(3)}, o);
     ring_pos_ = torch::full({cap}, -1, torch::TensorOptions().dtype(torch::kLong).device(k.device()));
 }
 
 torch::Tensor HybridState::step(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                 const torch::Tensor& f_q, const torch::Tensor& f_k, const torch::Tensor& gamma,
-                                const torch::Tensor& lambda) {
+                                const torch::Tensor& lambda, const torch::Tensor& log_gate) {
     if (q.size(2) != 1) fail("hybrid decode: step takes one token, got ", q.size(2));
-    if (!S_.defined()) allocate(k, f_k);
+    if (!S_.defined()) allocate(k, f_k, log_gate);
+    const bool gated = log_gate.defined();
+    if (gated != ring_decay_.defined())
+        fail("hybrid decode: a gated state needs log_gate on every step, an ungated one none");
     const int64_t H = q.size(1), d = q.size(3), cap = capacity(), p = length_, slot = p % cap;
     const bool needs_grad = torch::GradMode::is_enabled() &&
                             (q.requires_grad() || k.requires_grad() || v.requires_grad() || gamma.requires_grad());
     std::optional<KernelBackend> backend = kernel_;
-    if (!backend && q.is_cuda() && !needs_grad && hybrid_kernel_applies(q, f_q, window_, false))
+    if (!backend && !gated && q.is_cuda() && !needs_grad && hybrid_kernel_applies(q, f_q, window_, false))
         backend = KernelBackend::Cuda;
+    if (backend && gated) fail("hybrid decode: the fused decode kernel has no gate");
     if (backend) {
         auto y = hybrid_decode_kernel(q, k, v, f_q, f_k, gamma, lambda, S_, z_, ring_k_, ring_v_, ring_f_, window_, cap,
                                       p, *backend);
@@ -249,18 +312,27 @@ torch::Tensor HybridState::step(const torch::Tensor& q, const torch::Tensor& k, 
         ++length_;
         return y;
     }
-    if (decodes_with_cpu_loops(q, k, v, gamma) && f_q.scalar_type() == torch::kFloat32 &&
+    if (!gated && decodes_with_cpu_loops(q, k, v, gamma) && f_q.scalar_type() == torch::kFloat32 &&
         f_k.scalar_type() == torch::kFloat32)
         return step_cpu_loops(q, k, v, f_q, f_k, gamma, lambda, {}, {});
+    if (gated) {
+        // Everything held decays by this token's rate before it joins (its own weight is 1).
+        auto rate = log_gate.to(torch::kFloat32).exp();  // (B,H,1,Fg)
+        S_.mul_(rate.transpose(-1, -2));
+        z_.mul_(rate.squeeze(2));
+        ring_decay_.mul_(rate);
+    }
     // The token that last used this slot leaves the buffer: fold it into the linear state.
     if (p >= cap) {
         auto fk_old = ring_f_.narrow(2, slot, 1), v_old = ring_v_.narrow(2, slot, 1);  // (B,H,1,*)
+        if (gated) fk_old = fk_old * ring_decay_.narrow(2, slot, 1);
         S_.add_(torch::matmul(fk_old.transpose(-1, -2), v_old));
         z_.add_(fk_old.squeeze(2));
     }
     ring_k_.narrow(2, slot, 1).copy_(k);
     ring_v_.narrow(2, slot, 1).copy_(v);
     ring_f_.narrow(2, slot, 1).copy_(f_k);
+    if (gated) ring_decay_.narrow(2, slot, 1).fill_(1);
     if (ring_pos_.is_cpu())
         ring_pos_.data_ptr<int64_t>()[slot] = p;  // no indexing op for one number
     else
@@ -281,7 +353,8 @@ torch::Tensor HybridState::step(const torch::Tensor& q, const torch::Tensor& k, 
     auto s = torch::matmul(qf, ring_k_.transpose(-1, -2)) / std::sqrt(double(d));  // (B,H,1,cap)
     auto s_win = s.masked_fill(win.logical_not(), -INFINITY);
     auto a = g * torch::exp(s_win - s_win.amax(-1, true)) +
-             l * torch::matmul(fq, ring_f_.transpose(-1, -2)).masked_fill(lin.logical_not(), 0);
+             l * torch::matmul(fq, (gated ? ring_f_ * ring_decay_ : ring_f_).transpose(-1, -2))
+                     .masked_fill(lin.logical_not(), 0);
     auto num = torch::matmul(a, ring_v_) + l * torch::matmul(fq, S_);      // (B,H,1,d)
     auto den = a.sum(-1, true) + l * torch::matmul(fq, z_.unsqueeze(-1));  // (B,H,1,1)
     return num / den;
@@ -412,11 +485,18 @@ torch::Tensor HybridState::step_cpu_loops(const torch::Tensor& q_in, const torch
     return y;
 }
 
-void HybridState::absorb_prefill(const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& f_k) {
+void HybridState::absorb_prefill(const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& f_k,
+                                 const torch::Tensor& log_gate) {
     if (length_ != 0) fail("hybrid decode: absorb_prefill needs an empty state");
-    allocate(k, f_k);
+    allocate(k, f_k, log_gate);
     const int64_t T = k.size(2), cap = capacity(), in_ring = std::min(T, cap), folded = T - in_ring;
     auto kf = k.to(torch::kFloat32), vf = v.to(torch::kFloat32), ff = f_k.to(torch::kFloat32);
+    torch::Tensor decay;  // (B,H,T,Fg): exp of the log rates after each token up to the last
+    if (log_gate.defined()) {
+        auto lg = log_gate.to(torch::kFloat32);
+        decay = (lg.flip(2).cumsum(2).flip(2) - lg).exp();
+        ff = ff * decay;  // S and z hold decayed features; the ring its own decay apart
+    }
     if (folded > 0) {
         auto f_old = ff.narrow(2, 0, folded), v_old = vf.narrow(2, 0, folded);
         S_.copy_(torch::matmul(f_old.transpose(-1, -2), v_old));
@@ -426,7 +506,12 @@ void HybridState::absorb_prefill(const torch::Tensor& k, const torch::Tensor& v,
         const int64_t slot = p % cap;
         ring_k_.narrow(2, slot, 1).copy_(kf.narrow(2, p, 1));
         ring_v_.narrow(2, slot, 1).copy_(vf.narrow(2, p, 1));
-        ring_f_.narrow(2, slot, 1).copy_(ff.narrow(2, p, 1));
+        if (decay.defined()) {
+            ring_f_.narrow(2, slot, 1).copy_(f_k.narrow(2, p, 1));
+            ring_decay_.narrow(2, slot, 1).copy_(decay.narrow(2, p, 1));
+        } else {
+            ring_f_.narrow(2, slot, 1).copy_(ff.narrow(2, p, 1));
+        }
         ring_pos_[slot] = p;
     }
     length_ = T;
@@ -444,6 +529,35 @@ HybridAttentionImpl::HybridAttentionImpl(const HybridOptions& o) : options_(o) {
     feature_map_q = register_module("feature_map_q", FeatureMap(fm));
     feature_map_k = register_module("feature_map_k", FeatureMap(fm));
     window_factors = register_parameter("window_factors", torch::full({o.heads()}, o.init_gamma_logit()));
+    const int64_t H = o.heads(), d = o.head_dim(), F = feature_map_k->output_dim();
+    if (o.gate() == GateKind::Decay) {
+        // Rates spread over heads as RetNet's: 1 - a_h from 1/32 to 1/2048, some heads local, some long.
+        auto rate = torch::logspace(-5, -11, H, 2.0);  // ~ -log a_h
+        decay_rate_log = register_parameter("decay_rate_log", rate.log());
+    } else if (o.gate() == GateKind::Gla) {
+        if (o.gate_rank() <= 0) fail("hybrid attention: gla gate rank must be positive, got ", o.gate_rank());
+        // up = 0: every a_t starts at the bias's rate, sigmoid(3)^(1/16) ~ 0.997, and learns
+        // its dependence on the key.
+        gate_down = register_parameter("gate_down", torch::randn({H, d, o.gate_rank()}) / std::sqrt(double(d)));
+        gate_up = register_parameter("gate_up", torch::zeros({H, o.gate_rank(), F}));
+        gate_bias = register_parameter("gate_bias", torch::full({H, F}, 3.0));
+    }
+}
+
+torch::Tensor HybridAttentionImpl::log_gate(const torch::Tensor& k) const {
+    switch (options_.gate()) {
+        case GateKind::None:
+            return {};
+        case GateKind::Decay: {
+            auto log_rate = -decay_rate_log.exp().view({1, -1, 1, 1});
+            return log_rate.expand({k.size(0), k.size(1), k.size(2), 1});
+        }
+        case GateKind::Gla: {
+            auto x = torch::matmul(torch::matmul(k.to(torch::kFloat32), gate_down.unsqueeze(0)), gate_up.unsqueeze(0));
+            return torch::log_sigmoid(x + gate_bias.view({1, gate_bias.size(0), 1, -1})) / 16.0;
+        }
+    }
+    return {};
 }
 
 torch::Tensor HybridAttentionImpl::gamma() const {
@@ -474,31 +588,33 @@ torch::Tensor HybridAttentionImpl::forward(const torch::Tensor& q, const torch::
     auto g = gamma(), l = lambda();
     const bool maps_graph =
         torch::GradMode::is_enabled() && (feature_map_q->layer.requires_grad() || feature_map_k->layer.requires_grad());
-    if (auto* hs = dynamic_cast<HybridState*>(state); hs && q.size(2) == 1 && hs->length() > 0 &&
-                                                      options_.feature_map() == FeatureMapKind::SoftmaxDim &&
-                                                      !maps_graph && hs->decodes_with_cpu_loops(q, k_in, v_in, g)) {
+    if (auto* hs = dynamic_cast<HybridState*>(state);
+        hs && q.size(2) == 1 && hs->length() > 0 && options_.feature_map() == FeatureMapKind::SoftmaxDim &&
+        options_.gate() == GateKind::None && !maps_graph && hs->decodes_with_cpu_loops(q, k_in, v_in, g)) {
         // One decode token: feature maps, GQA and the step in one pass of plain loops.
         return hs->step_cpu_loops(q, k_in, v_in, {}, {}, g, l, feature_map_q->layer, feature_map_k->layer);
     }
     auto k = repeat_kv(k_in), v = repeat_kv(v_in);
     auto f_q = feature_map_q(q), f_k = feature_map_k(k);
+    auto lg = log_gate(k);
     if (!state) {
-        return options_.quadratic_prefill() ? hybrid_attention_quadratic(q, k, v, f_q, f_k, g, l, options_.window())
-                                            : hybrid_attention_chunked(q, k, v, f_q, f_k, g, l, options_.window());
+        return options_.quadratic_prefill()
+                   ? hybrid_attention_quadratic(q, k, v, f_q, f_k, g, l, options_.window(), nullptr, lg)
+                   : hybrid_attention_chunked(q, k, v, f_q, f_k, g, l, options_.window(), lg);
     }
     auto* hs = dynamic_cast<HybridState*>(state);
     if (!hs) fail("hybrid attention: given a state that is not a hybrid state");
     const int64_t T = q.size(2);
     if (hs->length() == 0 && T > 1) {
         // Prefill from scratch with the decode window's rule, then load the state.
-        auto y = hybrid_attention_chunked(q, k, v, f_q, f_k, g, l, hs->window());
-        hs->absorb_prefill(k, v, f_k);
+        auto y = hybrid_attention_chunked(q, k, v, f_q, f_k, g, l, hs->window(), lg);
+        hs->absorb_prefill(k, v, f_k, lg);
         return y;
     }
     std::vector<torch::Tensor> outs;
     for (int64_t t = 0; t < T; ++t) {
-        auto sl = [&](const torch::Tensor& x) { return x.narrow(2, t, 1); };
-        outs.push_back(hs->step(sl(q), sl(k), sl(v), sl(f_q), sl(f_k), g, l));
+        auto sl = [&](const torch::Tensor& x) { return x.defined() ? x.narrow(2, t, 1) : x; };
+        outs.push_back(hs->step(sl(q), sl(k), sl(v), sl(f_q), sl(f_k), g, l, sl(lg)));
     }
     return (T == 1 ? outs[0] : torch::cat(outs, 2)).to(q.scalar_type());
 }
@@ -511,7 +627,8 @@ torch::Tensor HybridAttentionImpl::attention_weights(const torch::Tensor& q, con
 torch::Tensor HybridAttentionImpl::attention_weights_with_grad(const torch::Tensor& q, const torch::Tensor& k_in) {
     auto k = repeat_kv(k_in);
     torch::Tensor w;
-    hybrid_attention_quadratic(q, k, k, feature_map_q(q), feature_map_k(k), gamma(), lambda(), options_.window(), &w);
+    hybrid_attention_quadratic(q, k, k, feature_map_q(q), feature_map_k(k), gamma(), lambda(), options_.window(), &w,
+                               log_gate(k));
     return w;
 }
 

@@ -14,7 +14,8 @@ static HybridOptions hybrid_options(const ModelConfig& c, const LinearizeOptions
         .feature_map(o.feature_map)
         .identity_init(o.identity_init)
         .affine(o.affine)
-        .decode_window(o.decode_window);
+        .decode_window(o.decode_window)
+        .gate(o.gate);
 }
 
 void linearize(LlamaModel& model, const LinearizeOptions& o) {

@@ -29,6 +29,25 @@ std::string feature_map_kind_name(FeatureMapKind k) {
     return "?";
 }
 
+GateKind parse_gate_kind(const std::string& s) {
+    if (s == "none") return GateKind::None;
+    if (s == "decay") return GateKind::Decay;
+    if (s == "gla") return GateKind::Gla;
+    fail("gate '", s, "' is not one of none, decay, gla");
+}
+
+std::string gate_kind_name(GateKind k) {
+    switch (k) {
+        case GateKind::None:
+            return "none";
+        case GateKind::Decay:
+            return "decay";
+        case GateKind::Gla:
+            return "gla";
+    }
+    return "?";
+}
+
 WindowKind parse_window_kind(const std::string& s) {
     if (s == "tk" || s == "terraced") return WindowKind::Terraced;
     if (s == "sw" || s == "sliding") return WindowKind::Sliding;
@@ -78,6 +97,9 @@ const FieldTable<LinearizeOptions>& linearize_fields() {
             .added_later(),
         enum_field<O>("decode_window", "window kept while decoding: tk or sw",
                       [](O & o) -> auto& { return o.decode_window; }, window_kind_name, parse_window_kind, {"tk", "sw"})
+            .added_later(),
+        enum_field<O>("gate", "gate on the linear state: none, decay (per head) or gla (per feature, from the key)",
+                      [](O & o) -> auto& { return o.gate; }, gate_kind_name, parse_gate_kind, {"none", "decay", "gla"})
             .added_later(),
         field<O>(
             "layers", "layers to linearize (empty: all)", [](O & o) -> auto& { return o.layers; })

@@ -14,6 +14,13 @@ enum class FeatureMapKind { SoftmaxDim, Relu, OnePlusElu, ExpDim };
 FeatureMapKind parse_feature_map_kind(const std::string& name);  // softmax_dim | relu | 1+elu | exp_dim
 std::string feature_map_kind_name(FeatureMapKind kind);
 
+// A gate on the linear part's state (beyond LoLCATs): none; decay, a learned per-head rate
+// (S_t = a_h S_{t-1} + phi(k_t) v_t^T, retention-style); gla, a per-head, per-feature rate
+// from a small projection of the key (S_t = diag(a_t) S_{t-1} + phi(k_t) v_t^T, as GLA and Liger).
+enum class GateKind { None, Decay, Gla };
+GateKind parse_gate_kind(const std::string& name);  // none | decay | gla
+std::string gate_kind_name(GateKind kind);
+
 enum class WindowKind { Terraced, Sliding };            // "tk" (LoLCATs default) and "sw"
 enum class BlockAlign { Start, End };                   // where tk block edges sit (see DESIGN.md 1.1)
 WindowKind parse_window_kind(const std::string& name);  // tk | sw
@@ -35,6 +42,7 @@ struct LinearizeOptions {
     bool identity_init = false;
     bool affine = false;
     WindowKind decode_window = WindowKind::Terraced;
+    GateKind gate = GateKind::None;
     std::vector<int64_t> layers;  // empty = every layer
     bool operator==(const LinearizeOptions&) const = default;
 };

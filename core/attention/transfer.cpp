@@ -59,7 +59,8 @@ torch::Tensor TransferAttentionImpl::forward(const torch::Tensor& q, const torch
     // The rest of the model runs without grad; in training mode each student builds its own
     // graph here, in eval mode (evaluations) none.
     torch::AutoGradMode grad_on(is_training());
-    if (shared_scores && !xent_) {
+    // Shared scores have no gate: a gated student runs its own (chunked) form.
+    if (shared_scores && !xent_ && student->options().gate() == GateKind::None) {
         TransferOutputs o = transfer_outputs_shared_scores(q, k, v, *student, sliding_window_);
         last_mse = torch::mse_loss(o.student, o.teacher.to(torch::kFloat32));
         return o.teacher;

@@ -136,6 +136,10 @@ CheckpointTensors read_checkpoint_tensors(const std::string& model_dir, const st
     CheckpointTensors c;
     std::string hash;
     c.linearize = checkpoint_linearization(dir, &hash);
+    if (c.linearize.gate != GateKind::None)
+        fail(dir, "/linearization.json: field 'gate' is '", gate_kind_name(c.linearize.gate),
+             "'; LoLCATs' layout (and a PEFT adapter over it) has no gated linear attention, so this checkpoint "
+             "exports only as a lincat checkpoint");
     const std::string base = model_fingerprint(model_dir);
     if (hash != base)
         fail(dir, "/linearization.json: base_model_hash ", hash.substr(0, 16), "... does not match the model in ",

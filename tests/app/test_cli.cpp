@@ -251,6 +251,25 @@ TEST(Cli, LinearizeKeepSoftmaxNamesABadLayer) {
     EXPECT_NE(r.out.find("--keep-softmax: keep_softmax layer 9 not in [0, 6)"), std::string::npos) << r.out;
 }
 
+// A gated run (--gate decay) is a recorded option: it trains, decodes through its gated state,
+// and export to LoLCATs' layout, which has no gate, is refused by file and field.
+TEST(Cli, GatedRunTrainsGeneratesAndRefusesTheLolcatsLayout) {
+    lincat::test::default_model_dir();
+    lincat::test::TempDir d;
+    std::string ws = d.file("ws");
+    Result r = run("distill --workspace " + ws +
+                   " --steps 2 --window 16 --gate gla --seq-len 64 --teacher-sequences 8 "
+                   "--batch-size 2 --eval-every 2 --checkpoint-every 2");
+    ASSERT_EQ(r.code, 0) << r.out;
+    r = run("generate --workspace " + ws + " --run 1 --max-new-tokens 40 --greedy --prompt \"Once upon a time\"");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("linearized"), std::string::npos) << r.out;
+    r = run("export --workspace " + ws + " --run 1 --format lolcats --out " + d.file("lolcats"));
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("linearization.json: field 'gate' is 'gla'"), std::string::npos) << r.out;
+    EXPECT_FALSE(std::filesystem::exists(d.file("lolcats")));
+}
+
 TEST(Cli, FinetuneEvalGenerateAndExportThroughTheWorkspace) {
     lincat::test::default_model_dir();
     lincat::test::TempDir d;

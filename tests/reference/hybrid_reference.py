@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """Independent reference for hybrid attention, written from DESIGN.md 1.1 alone: a loop
 over query positions in float64. Reads q, k, v, f_q, f_k (B,H,T,*), gamma, lambda (H) from
-a safetensors file, prints {"y": [...]} (flattened B,H,T,d) as JSON.
+a safetensors file, prints {"y": [...]} (flattened B,H,T,d) as JSON. With a log_gate tensor
+(B,H,T,1 or F), each linear weight carries the product of exp(log_gate) over the tokens after the
+key up to the query (a gated linear state, S_t = diag(a_t) S_{t-1} + phi(k_t) v_t^T).
 
 usage: hybrid_reference.py INPUT.safetensors tk|sw WINDOW start|end
 """
@@ -40,6 +42,7 @@ def main():
     kind, w, align = sys.argv[2], int(sys.argv[3]), sys.argv[4]
     q, k, v, fq, fk, gamma, lam = (t[x] for x in ("q", "k", "v", "f_q", "f_k", "gamma", "lambda"))
     B, H, T, d = q.shape
+    rate = t["log_gate"].exp().expand(B, H, T, fq.shape[-1]) if "log_gate" in t else None
     y = torch.zeros(B, H, T, d, dtype=torch.float64)
     for b in range(B):
         for h in range(H):
@@ -50,7 +53,10 @@ def main():
                 m = s.max()
                 weights = {j: gamma[h] * torch.exp(sj - m) for j, sj in zip(win, s)}
                 for j in lin:
-                    weights[j] = lam[h] * (fq[b, h, i] @ fk[b, h, j])
+                    decay = 1.0
+                    if rate is not None:
+                        decay = torch.prod(rate[b, h, j + 1:i + 1], dim=0)
+                    weights[j] = lam[h] * ((fq[b, h, i] * decay) @ fk[b, h, j])
                 num = sum(wt * v[b, h, j] for j, wt in weights.items())
                 den = sum(weights.values())
                 y[b, h, i] = num / den
