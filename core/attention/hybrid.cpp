@@ -128,6 +128,10 @@ torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tens
     };
     const double scale = 1.0 / std::sqrt(double(d));
     auto Q = pad(q) * scale, K = pad(k), V = pad(v), FQ = pad(f_q), FK = pad(f_k);  // (B,H,C,w,*)
+    // Chunk c-1's x at chunk c, zeros at c = 0.
+    auto previous = [&](const torch::Tensor& x) {
+        return torch::constant_pad_nd(x, {0, 0, 0, 0, 1, 0}).narrow(2, 0, C);
+    };
     // Keys of chunk c-1 then chunk c: (B, H, C, 2w, *). `fill`: one buffer filled directly (two
     // copies instead of three), for tensors that carry no graph.
     auto with_prev = [&](const torch::Tensor& x, bool fill) {
@@ -140,8 +144,7 @@ torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tens
             if (C > 1) out.narrow(3, 0, w).narrow(2, 1, C - 1).copy_(x.narrow(2, 0, C - 1));
             return out;
         }
-        auto prev = torch::constant_pad_nd(x, {0, 0, 0, 0, 1, 0}).narrow(2, 0, C);
-        return torch::cat({prev, x}, 3);
+        return torch::cat({previous(x), x}, 3);
     };
 
     // Masks over (chunk, query a, key b): query position c*w + a, key position (c-1)*w + b.
@@ -187,23 +190,21 @@ torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tens
             // Log rates in chunks: Gl inclusive within each chunk, Gt a chunk's total. From key j
             // of chunk m to query i of chunk c the decay is exp(Gl_c[i] + Gt_{c-1} + ... - Gl_m[j]),
             // split at chunk ends so every factor is exp of something <= 0.
-            auto Gl = pad(log_gate).cumsum(3);             // (B,H,C,w,Fg), padding: rate 0
-            auto Gt = Gl.narrow(3, w - 1, 1);              // (B,H,C,1,Fg)
-            auto previous = [&](const torch::Tensor& x) {  // chunk c-1's x at chunk c, zeros at c = 0
-                return torch::constant_pad_nd(x, {0, 0, 0, 0, 1, 0}).narrow(2, 0, C);
-            };
+            auto Gl = pad(log_gate).cumsum(3);      // (B,H,C,w,Fg), padding: rate 0
+            auto Gt = Gl.narrow(3, w - 1, 1);       // (B,H,C,1,Fg)
+            auto fk_to_end = FK * (Gt - Gl).exp();  // key j decayed to its chunk's end
             if (window.kind == WindowKind::Sliding) {
                 // Keys of chunk c-1 left of the window: exp(Gl_c[i]) * exp(Gt_{c-1} - Gl_{c-1}[j]).
                 auto fq_to_end = FQ * Gl.exp();
-                auto fk_prev = previous(FK * (Gt - Gl).exp());
+                auto fk_prev = previous(fk_to_end);
                 auto b_ln = l * torch::matmul(fq_to_end, fk_prev.transpose(-1, -2))
                                     .masked_fill_(lin_local.narrow(2, 0, w).logical_not().to(dev), 0);
                 acc = acc + torch::matmul(b_ln, previous(V1));
             }
             if (C > 2) {
                 // States at chunk ends: S_m = exp(Gt_m) S_{m-1} + sum_{j in m} exp(Gt_m - Gl_m[j]) fk_j v_j.
-                auto local = torch::matmul((FK * (Gt - Gl).exp()).transpose(-1, -2), V1);  // (B,H,C,F,d+1)
-                auto carry = Gt.squeeze(3).exp().unsqueeze(-1);                            // (B,H,C,Fg,1)
+                auto local = torch::matmul(fk_to_end.transpose(-1, -2), V1);  // (B,H,C,F,d+1)
+                auto carry = Gt.squeeze(3).exp().unsqueeze(-1);               // (B,H,C,Fg,1)
                 std::vector<torch::Tensor> states = {local.select(2, 0)};
                 for (int64_t m = 1; m < C - 2; ++m)
                     states.push_back(carry.select(2, m) * states.back() + local.select(2, m));
