@@ -43,21 +43,22 @@ struct StepRow {
 };
 
 // The work of a step in FLOPs, counted once per stage for every form (so GFLOP/s compare like
-// with like): the matmuls of the straightforward algorithm, backward as twice the forward of
-// what carries a gradient.
+// with like; the cached stage-1 form skips the teacher's part): the matmuls of the straightforward algorithm, backward
+// as twice the forward of what carries a gradient.
 double layer_linear_flops(const ModelConfig& c, int64_t tokens) {
     const double C = double(c.hidden_size);
     const double params = C * double(c.q_dim()) * 2 + C * double(c.kv_dim()) * 2 + 3 * C * double(c.intermediate_size);
     return 2.0 * params * double(tokens);
 }
 
-double stage1_step_flops(const ModelConfig& c, int64_t B, int64_t T, int64_t f) {
+// with_teacher false: a step on cached teacher activations does only the students' work.
+double stage1_step_flops(const ModelConfig& c, int64_t B, int64_t T, int64_t f, bool with_teacher = true) {
     const double H = double(c.num_attention_heads), d = double(c.head_dim), F = 2.0 * double(f);
     const double N = double(B * T), BHTT = double(B) * H * double(T) * double(T);
     const double teacher = layer_linear_flops(c, B * T) + 4 * BHTT * d;                      // projections, QK and PV
     const double student_fwd = 2 * 2 * N * H * d * double(f) + 2 * BHTT * F + 4 * BHTT * d;  // maps, linear, window
     const double student_bwd = 2 * (2 * 2 * N * H * d * double(f) + 2 * BHTT * F + 2 * BHTT * d);
-    return double(c.num_hidden_layers) * (teacher + student_fwd + student_bwd);
+    return double(c.num_hidden_layers) * ((with_teacher ? teacher : 0) + student_fwd + student_bwd);
 }
 
 double stage2_step_flops(const ModelConfig& c, int64_t B, int64_t T, int64_t w) {
@@ -98,8 +99,10 @@ StepRow time_steps(Step&& step, int warmup, int steps, int64_t tokens_per_step) 
     return r;
 }
 
-StepRow bench_stage1(BaseModel& base, const LinearizeOptions& lin, int64_t B, int64_t T, bool shared, int warmup,
-                     int steps) {
+// cached: the step of an epoch after the first, the teacher's activations replayed from
+// train/teacher_cache.h (DistillConfig::teacher_cache_mb) instead of its forward.
+StepRow bench_stage1(BaseModel& base, const LinearizeOptions& lin, int64_t B, int64_t T, bool shared, bool cached,
+                     int warmup, int steps) {
     LlamaModel model = base.model;
     SavedCores softmax_cores(model);
     torch::manual_seed(0);
@@ -110,9 +113,18 @@ StepRow bench_stage1(BaseModel& base, const LinearizeOptions& lin, int64_t B, in
     for (auto& p : params) p.set_requires_grad(true);
     torch::optim::AdamW opt(params, torch::optim::AdamWOptions(1e-2).weight_decay(0));
     auto x = torch::randint(model->config().vocab_size, {B, T}, torch::kLong);
+    std::vector<TeacherActivations> kept;
+    if (cached) {
+        torch::NoGradGuard ng;
+        for (auto& c : transfer.cores) c->keep_teacher = true;
+        model->hidden(x);
+        for (auto& c : transfer.cores) kept.push_back(c->last_teacher), c->keep_teacher = false;
+    }
     auto step = [&] {
         opt.zero_grad();
-        {
+        if (cached) {
+            for (size_t i = 0; i < transfer.cores.size(); ++i) transfer.cores[i]->student_loss(kept[i]);
+        } else {
             torch::NoGradGuard ng;
             model->hidden(x);
         }
@@ -122,12 +134,15 @@ StepRow bench_stage1(BaseModel& base, const LinearizeOptions& lin, int64_t B, in
         opt.step();
     };
     StepRow r = time_steps(step, warmup, steps, B * T);
-    profile_step(step, std::string("stage1-") + (shared ? "shared" : "reference") + "-T" + std::to_string(T));
+    const std::string name = cached ? "cached" : shared ? "shared" : "reference";
+    profile_step(step, "stage1-" + name + "-T" + std::to_string(T));
     r.stage = "stage 1";
     r.seq_len = T;
-    r.form = shared ? "lincat, shared scores" : "lincat, reference";
-    r.note = shared ? "teacher q.k reused, quadratic linear part" : "softmax teacher + chunked student (default)";
-    r.gflops = stage1_step_flops(model->config(), B, T, lin.feature_dim) / (r.step_ms * 1e-3) / 1e9;
+    r.form = cached ? "lincat, teacher cached" : shared ? "lincat, shared scores" : "lincat, reference";
+    r.note = cached   ? "epochs after the first: teacher activations replayed (default when they fit)"
+             : shared ? "teacher q.k reused, quadratic linear part"
+                      : "softmax teacher + chunked student (first epoch)";
+    r.gflops = stage1_step_flops(model->config(), B, T, lin.feature_dim, !cached) / (r.step_ms * 1e-3) / 1e9;
     return r;
 }
 
@@ -281,9 +296,11 @@ int bench_train(const Argv& argv) {
             }
             rows.push_back(bench_teacher_forward(base, B, T, warmup, steps));
             say(rows.back());
-            rows.push_back(bench_stage1(base, lin, B, T, false, warmup, steps));
+            rows.push_back(bench_stage1(base, lin, B, T, false, false, warmup, steps));
             say(rows.back());
-            rows.push_back(bench_stage1(base, lin, B, T, true, warmup, steps));
+            rows.push_back(bench_stage1(base, lin, B, T, false, true, warmup, steps));
+            say(rows.back());
+            rows.push_back(bench_stage1(base, lin, B, T, true, false, warmup, steps));
             say(rows.back());
         }
     }

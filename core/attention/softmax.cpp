@@ -4,6 +4,7 @@
 #include <limits>
 #include <vector>
 
+#include "attention/softmax_decode.h"
 #include "util/error.h"
 
 namespace lincat {
@@ -78,6 +79,8 @@ torch::Tensor softmax_attention(const torch::Tensor& q, const torch::Tensor& k, 
 #endif
     // Group query heads by their kv head instead of copying k and v G times.
     auto qg = q.reshape({B, Hkv, G, T, D});
+    if (!weights_out && softmax_decode_applies(qg, k, v))  // decode: no per-batch matmul loop
+        return softmax_decode_attention(qg, k, v, q_start, sliding_window).view({B, H, T, D});
     auto kf = k.to(torch::kFloat32), vf = v.to(torch::kFloat32);
     // Chunk the queries so the fp32 scores stay under max_score_bytes however long the input.
     const int64_t chunk = weights_out ? T : std::max<int64_t>(1, max_score_bytes / (4 * B * H * S));

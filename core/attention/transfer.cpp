@@ -70,17 +70,29 @@ torch::Tensor TransferAttentionImpl::forward(const torch::Tensor& q, const torch
         torch::NoGradGuard ng;
         teacher = softmax_attention(q, k, v, 0, sliding_window_, xent_ ? &teacher_weights : nullptr);
     }
-    // The student in fp32 (its output would otherwise be cast to a bf16 q's dtype before the
-    // loss); the MSE from fp32 on both sides (util/precision.h).
-    auto y = student->forward(q.detach().to(kMasterDtype), k.detach().to(kMasterDtype), v.detach().to(kMasterDtype),
-                              nullptr);
-    last_mse = torch::mse_loss(y, teacher.to(kMasterDtype));
+    // Contiguous copies, so a replay from the cache sees these very tensors (the same bits out).
+    TeacherActivations a{q.detach().contiguous(), k.detach().contiguous(), v.detach().contiguous(), teacher};
+    if (keep_teacher) last_teacher = a;
+    student_loss(a);
     if (xent_) {
         // Cross-entropy of the student's weights under the teacher's, per query row, averaged.
         auto w = student->attention_weights_with_grad(q.detach(), k.detach());  // (B, H, T, T)
         last_xent = -(teacher_weights * torch::log(w.clamp_min(1e-12))).sum(-1).mean();
     }
     return teacher;
+}
+
+void TransferAttentionImpl::student_loss(const TeacherActivations& a) {
+    torch::AutoGradMode grad_on(is_training());
+    // The student in fp32 (its output would otherwise be cast to a bf16 q's dtype before the
+    // loss); the MSE from fp32 on both sides (util/precision.h).
+    auto y = student->forward(a.q.detach().to(kMasterDtype), a.k.detach().to(kMasterDtype),
+                              a.v.detach().to(kMasterDtype), nullptr);
+    last_mse = torch::mse_loss(y, a.teacher.to(kMasterDtype));
+}
+
+bool TransferAttentionImpl::replayable() const {
+    return !xent_ && !(shared_scores && student->options().gate() == GateKind::None);
 }
 
 std::unique_ptr<AttentionState> TransferAttentionImpl::new_state() const {

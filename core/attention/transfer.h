@@ -22,6 +22,13 @@ struct TransferOutputs {
 TransferOutputs transfer_outputs_shared_scores(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                                HybridAttentionImpl& student, int64_t sliding_window);
 
+// What a layer's teacher gives its student: q, k, v as the student reads them and the softmax
+// output it is trained towards, all without grad. The frozen teacher gives the same for a row
+// every epoch (train/teacher_cache.h keeps them).
+struct TeacherActivations {
+    torch::Tensor q, k, v, teacher;  // (B, H, T, d), (B, Hkv, T, d) x 2, (B, H, T, d)
+};
+
 class TransferAttentionImpl : public AttentionCoreImpl {
   public:
     // xent: also compute the cross-entropy of the student's attention weights against the
@@ -31,6 +38,16 @@ class TransferAttentionImpl : public AttentionCoreImpl {
                           AttentionState* state) override;
     std::unique_ptr<AttentionState> new_state() const override;
     std::string kind() const override { return "transfer"; }
+
+    // The student's half of forward on recorded teacher activations: sets last_mse exactly as
+    // forward would for the same q, k, v (a graph in training mode).
+    void student_loss(const TeacherActivations& a);
+    // Whether forward is the teacher then student_loss, so its activations can be replayed
+    // (not with shared scores or the attention cross-entropy, which need the teacher's scores).
+    bool replayable() const;
+    // true: forward also keeps its teacher activations in last_teacher (copies, no grad).
+    bool keep_teacher = false;
+    TeacherActivations last_teacher;
 
     std::shared_ptr<HybridAttentionImpl> student;
     torch::Tensor last_mse;   // scalar, carries the student's graph when grad is enabled

@@ -21,6 +21,9 @@ struct TokenData {
 // tokens depend on the seed and its index only, not on the batching.
 torch::Tensor sample_teacher_sequences(LlamaModel& model, int64_t n, int64_t len, uint64_t seed, int32_t bos,
                                        int64_t max_batch = 0);
+// One token per row of logits (b, V) at temperature 1: the first whose cumulative probability
+// exceeds u (b, 1) in [0, 1) times the total. Returns (b, 1) int64 on logits' device.
+torch::Tensor inverse_cdf_sample(const torch::Tensor& logits, const torch::Tensor& u);
 // Rows whose KV caches and logits fit in budget_bytes (at least 1).
 int64_t sampling_batch_rows(const ModelConfig& config, int64_t len, int64_t element_bytes,
                             int64_t budget_bytes = int64_t(2) << 30);

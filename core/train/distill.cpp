@@ -3,13 +3,17 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
+#include <optional>
+#include <utility>
 
 #include "attention/softmax.h"
 #include "attention/transfer.h"
 #include "eval/perplexity.h"
 #include "train/base_model.h"
 #include "train/checkpoint.h"
+#include "train/teacher_cache.h"
 #include "train/trainer.h"
 #include "util/error.h"
 #include "util/file.h"
@@ -71,22 +75,48 @@ DistillOutcome distill(Workspace& ws, BaseModel& base, const DistillConfig& cfg_
         for (double x : v) s += x;
         return v.empty() ? 0.0 : s / double(v.size());
     };
-    TrainHooks hooks;
-    // Loss: the layers' mean output MSE x mse_factor (+ the optional attention cross-entropy).
-    hooks.loss = [&](const torch::Tensor& x, const torch::Tensor&, std::vector<double>& layer) {
+    // Training rows are ids [0, n_train) of the cache, held-out rows follow them.
+    const int64_t n_train = data.train.size(0), n_eval = data.eval.size(0);
+    const TeacherCachePlan cache_plan =
+        plan_teacher_cache(model->config(), transfer, n_train + n_eval, data.train.size(1),
+                           model->model->embed_tokens->weight.element_size(), cfg.teacher_cache_mb << 20);
+    std::fprintf(stderr, "%s\n", cache_plan.why.c_str());
+    std::optional<TeacherCache> cache;
+    if (cache_plan.use) cache.emplace(n_train + n_eval, int64_t(transfer.cores.size()));
+    // Every layer's last_mse for rows x (ids `rows`): from the cache, or the teacher's forward
+    // (which fills the cache). The students build their graphs in training mode either way.
+    int64_t replays = 0;
+    auto teacher_pass = [&](const torch::Tensor& x, const torch::Tensor& rows) {
+        if (cache && cache->has(rows)) {
+            for (size_t i = 0; i < transfer.cores.size(); ++i)
+                transfer.cores[i]->student_loss(cache->batch(rows, int64_t(i)));
+            ++replays;
+            return;
+        }
+        for (auto& c : transfer.cores) c->keep_teacher = cache.has_value();
         {
             torch::NoGradGuard ng;  // the teacher path; each student builds its own graph
             model->hidden(x);
         }
+        if (!cache) return;
+        std::vector<TeacherActivations> acts;
+        for (auto& c : transfer.cores) acts.push_back(std::exchange(c->last_teacher, {}));
+        cache->store(rows, acts);
+    };
+
+    TrainHooks hooks;
+    // Loss: the layers' mean output MSE x mse_factor (+ the optional attention cross-entropy).
+    hooks.loss = [&](const torch::Tensor& x, const torch::Tensor& rows, std::vector<double>& layer) {
+        teacher_pass(x, rows);
         return transfer.loss(cfg.mse_factor, cfg.xent_factor, layer);
     };
     hooks.evaluate = [&](std::vector<double>& layer) {
         TransferEvaluation no_graph(transfer);
         layer.assign(transfer.cores.size(), 0.0);
-        const int64_t n = data.eval.size(0);
+        const int64_t n = n_eval;
         for (int64_t s = 0; s < n; s += cfg.schedule.batch_size) {
             const int64_t b = std::min(cfg.schedule.batch_size, n - s);
-            model->hidden(data.eval.narrow(0, s, b));
+            teacher_pass(data.eval.narrow(0, s, b), torch::arange(n_train + s, n_train + s + b, torch::kLong));
             for (size_t i = 0; i < transfer.cores.size(); ++i)
                 layer[i] += transfer.cores[i]->last_mse.item<double>() * double(b);
         }
@@ -103,6 +133,8 @@ DistillOutcome distill(Workspace& ws, BaseModel& base, const DistillConfig& cfg_
     out.layers = layers;
     TrainOutcome t = train_loop(ws, run, run_dir, cfg.schedule, data.train, params, hooks, resume_run.has_value(),
                                 on_progress, cancel);
+    out.teacher_cache_bytes = cache ? cache->bytes() : 0;
+    out.teacher_cache_replays = replays;
     if (t.status == RunStatus::Cancelled) {
         out.status = RunStatus::Cancelled;
         return out;

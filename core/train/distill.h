@@ -29,6 +29,8 @@ struct DistillOutcome {
     std::string checkpoint;                   // best checkpoint folder
     RunStatus status = RunStatus::Created;
     bool frozen_verified = false;  // every base tensor checked unchanged after training
+    // train/teacher_cache.h: bytes held (0: not used) and batches served without the teacher.
+    int64_t teacher_cache_bytes = 0, teacher_cache_replays = 0;
 };
 
 // Starts a new run (resume_run empty) or continues `resume_run` from its last checkpoint, on

@@ -21,6 +21,13 @@ const FieldTable<DistillConfig>& distill_fields() {
                         [](D & d) -> auto& { return d.xent_factor; })
                         .at_least(0)
                         .added_later());
+        t.push_back(field<D>(
+                        "teacher_cache_mb",
+                        "memory (MB) for the teacher's activations, kept so later epochs run only the students "
+                        "(0: off; used only when every row fits)",
+                        [](D & d) -> auto& { return d.teacher_cache_mb; })
+                        .at_least(0)
+                        .added_later());
         return t;
     }();
     return t;

@@ -16,6 +16,8 @@ struct DistillConfig {
     TrainSchedule schedule;  // seed: feature-map init and data order
     double mse_factor = 1000.0;
     double xent_factor = 0.0;  // > 0 adds the attention-weight cross-entropy (quadratic memory)
+    // train/teacher_cache.h: speed only (a cached run trains to the same bits as an uncached one).
+    int64_t teacher_cache_mb = 2048;
     bool operator==(const DistillConfig&) const = default;
 
     std::string to_json() const;

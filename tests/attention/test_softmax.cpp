@@ -1,4 +1,5 @@
 #include "attention/softmax.h"
+#include "attention/softmax_decode.h"
 
 #include "test_util.h"
 
@@ -76,4 +77,36 @@ TEST(SoftmaxAttention, QueryChunksMatchTheNaiveLoop) {
     // Queries at positions 10..16 over all 17 keys, in chunks, equal the last rows of the prefill.
     auto tail = softmax_attention(q.slice(2, 10), k, v, 10, 0, nullptr, three_rows);
     EXPECT_LT((tail - naive_attention(q, k, v, 0).slice(2, 10)).abs().max().item<double>(), 1e-5);
+}
+
+TEST(SoftmaxAttention, DecodeLoopMatchesTheNaiveLoopOverACacheView) {
+    // The CPU decode loop (attention/softmax_decode) reads the cache's narrowed, strided view;
+    // GQA, a window, head dims off the 8-lane dot product, and 1 or 3 query rows at an offset.
+    torch::manual_seed(3);
+    const int64_t S = 21;
+    for (int64_t D : {8, 13, 48})
+        for (int64_t window : {0, 5})
+            for (int64_t T : {1, 3}) {
+                auto q = torch::randn({2, 6, S, D}), k = torch::randn({2, 3, S, D}), v = torch::randn({2, 3, S, D});
+                KVCache cache;
+                cache.append(k, v);  // capacity 64 > 21: keys() is a view with the cache's strides
+                ASSERT_FALSE(cache.keys().is_contiguous());
+                auto qt = q.slice(2, S - T);
+                ASSERT_TRUE(softmax_decode_applies(qt.reshape({2, 3, 2, T, D}), cache.keys(), cache.values()));
+                auto fast = softmax_attention(qt, cache.keys(), cache.values(), S - T, window);
+                // fp32 sums in a different order than the spec's mv: ~1e-6 on outputs of size ~1.
+                auto want = naive_attention(q, k, v, window).slice(2, S - T);
+                EXPECT_LT((fast - want).abs().max().item<double>(), 1e-5)
+                    << "D " << D << " window " << window << " T " << T;
+            }
+}
+
+TEST(SoftmaxAttention, DecodeLoopLeavesGraphsAndLongQueriesToTheMatmulPath) {
+    auto q = torch::randn({1, 2, 1, 2, 8}), k = torch::randn({1, 2, 5, 8}), v = torch::randn({1, 2, 5, 8});
+    EXPECT_TRUE(softmax_decode_applies(q, k, v));
+    EXPECT_FALSE(softmax_decode_applies(q.clone().requires_grad_(true), k, v));  // autograd needs the graph
+    EXPECT_FALSE(softmax_decode_applies(torch::randn({1, 2, 1, 17, 8}), k, v));  // 17 rows > 16
+    EXPECT_FALSE(softmax_decode_applies(q.to(torch::kBFloat16), k, v));          // fp32 only
+    torch::NoGradGuard ng;  // without grad mode a leaf that wants grad records nothing
+    EXPECT_TRUE(softmax_decode_applies(q.clone().requires_grad_(true), k, v));
 }

@@ -118,3 +118,24 @@ TEST(Dataset, TeacherSamplesFollowTheModelsDistributionAndReportProgress) {
     EXPECT_LT(chi2, 110.0) << "first-token counts do not follow softmax(logits)";
     EXPECT_GT(p.max().item<double>(), 3.0 / double(V));  // the check has a non-uniform target
 }
+
+TEST(Dataset, InverseCdfSampleMatchesLibTorchsCumsumAndSearchsorted) {
+    // Known probabilities 0.1 / 0.2 / 0.3 / 0.4 (and a zero one): u picks the bucket it falls in.
+    auto logits = torch::tensor({0.1f, 0.0f, 0.2f, 0.3f, 0.4f}).log().view({1, 5}).repeat({6, 1});
+    auto u = torch::tensor({0.0, 0.05, 0.15, 0.31, 0.61, 0.999}).view({6, 1});
+    auto picked = inverse_cdf_sample(logits, u).view({6});
+    EXPECT_EQ(std::vector<int64_t>(picked.data_ptr<int64_t>(), picked.data_ptr<int64_t>() + 6),
+              (std::vector<int64_t>{0, 0, 2, 3, 4, 4}));  // never the zero-probability token 1
+    // Against the tensor formulation on a real vocabulary's size: softmax, cumsum, searchsorted.
+    torch::manual_seed(4);
+    auto big = torch::randn({64, 32000}) * 3;
+    auto uu = torch::rand({64, 1});
+    auto cdf = torch::softmax(big, -1).cumsum(-1);
+    auto want = torch::searchsorted(cdf, uu * cdf.narrow(1, 31999, 1), false, true).clamp_max(31999);
+    auto got = inverse_cdf_sample(big, uu);
+    // fp32 cumsum against our fp64 sum: they may part only where u lands within rounding of a
+    // bucket edge, so at most one of 64 rows, and then on a neighbouring token.
+    auto differ = (got != want).sum().item<int64_t>();
+    EXPECT_LE(differ, 1);
+    EXPECT_LE((got - want).abs().max().item<int64_t>(), 1);
+}

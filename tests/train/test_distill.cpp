@@ -206,3 +206,43 @@ TEST(Schedule, ReduceLrOnPlateau) {
     EXPECT_FALSE(p.observe(8.9999));  // within the 1e-4 relative threshold: not better
     EXPECT_TRUE(p.observe(8.5));
 }
+
+TEST(Distill, TeacherCacheTrainsToTheSameBitsAsTheTeacherForward) {
+    // 24 rows (two held out), batch 2, 30 steps: 2.7 epochs, so most batches after the first
+    // epoch and every evaluation after the first replay cached activations. The students see the very
+    // tensors the teacher gave, so every recorded loss and every trained weight is equal.
+    init_torch_threads();
+    TempDir d;
+    std::string model_dir = lincat::test::default_model_dir();
+    DistillConfig on = small_config(30), off = on;
+    off.teacher_cache_mb = 0;
+    Workspace ws_on = Workspace::open(d.file("on")), ws_off = Workspace::open(d.file("off"));
+    DistillOutcome a = distill(ws_on, model_dir, on, std::nullopt, {});
+    DistillOutcome b = distill(ws_off, model_dir, off, std::nullopt, {});
+    ASSERT_EQ(a.status, RunStatus::Completed);
+    ASSERT_EQ(b.status, RunStatus::Completed);
+    // 24 rows x 6 layers x 64 tokens x (q, k, v, output: 4 x 288 floats) = 42.5 MB.
+    EXPECT_EQ(a.teacher_cache_bytes, int64_t(24) * 6 * 64 * 4 * 288 * 4);
+    EXPECT_GT(a.teacher_cache_replays, 15);  // of 30 batches and 8 evaluations
+    EXPECT_EQ(b.teacher_cache_bytes, 0);
+    EXPECT_EQ(b.teacher_cache_replays, 0);
+    for (const char* split : {"train", "eval"}) {
+        auto sa = ws_on.steps(a.run, split), sb = ws_off.steps(b.run, split);
+        ASSERT_EQ(sa.size(), sb.size()) << split;
+        for (size_t i = 0; i < sa.size(); ++i) {
+            EXPECT_EQ(sa[i].loss, sb[i].loss) << split << " step " << sa[i].step;
+            EXPECT_EQ(sa[i].layer_mse, sb[i].layer_mse) << split << " step " << sa[i].step;
+        }
+    }
+    WeightStore wa = WeightStore::open_file(a.checkpoint + "/linear.safetensors");
+    WeightStore wb = WeightStore::open_file(b.checkpoint + "/linear.safetensors");
+    ASSERT_EQ(wa.names(), wb.names());
+    for (auto& name : wa.names()) EXPECT_TRUE(torch::equal(wa.get(name), wb.get(name))) << name;
+    // A budget under what the rows need leaves the teacher on every step.
+    DistillConfig tight = on;
+    tight.teacher_cache_mb = 30;  // 31.5 MB < 42.5 MB
+    Workspace ws_tight = Workspace::open(d.file("tight"));
+    DistillOutcome c = distill(ws_tight, model_dir, tight, std::nullopt, {});
+    EXPECT_EQ(c.teacher_cache_bytes, 0);
+    EXPECT_EQ(c.teacher_cache_replays, 0);
+}

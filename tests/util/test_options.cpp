@@ -199,15 +199,20 @@ TEST(Options, RecordsAreTheTablesJson) {
 }
 
 TEST(Options, OlderRecordsReadTheirDefaults) {
-    // A stage-1 record from before block_align, decode_window, identity_init, xent_factor and
-    // data_seed were kept: those read as the defaults, data_seed as the run's seed.
+    // A stage-1 record from before block_align, decode_window, identity_init, xent_factor,
+    // data_seed, gate and teacher_cache_mb were kept: those read as the defaults, data_seed as
+    // the run's seed.
     json j = json::parse(DistillConfig{}.to_json());
-    for (const char* k : {"block_align", "decode_window", "identity_init", "xent_factor", "data_seed"}) j.erase(k);
+    for (const char* k :
+         {"block_align", "decode_window", "identity_init", "xent_factor", "data_seed", "gate", "teacher_cache_mb"})
+        j.erase(k);
     j["seed"] = 9;
     DistillConfig c = DistillConfig::from_json(j.dump(), "old run");
     EXPECT_EQ(c.schedule.seed, 9u);
     EXPECT_EQ(c.data.seed, 9u);
     EXPECT_EQ(c.linearize.window.align, BlockAlign::Start);
+    EXPECT_EQ(c.linearize.gate, GateKind::None);
+    EXPECT_EQ(c.teacher_cache_mb, DistillConfig{}.teacher_cache_mb);
 }
 
 TEST(Options, BadRecordsNameTheField) {

@@ -1,0 +1,89 @@
+#include "attention/softmax_decode.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace lincat {
+
+bool softmax_decode_applies(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+    if (!q.device().is_cpu() || q.scalar_type() != torch::kFloat32 || k.scalar_type() != torch::kFloat32 ||
+        v.scalar_type() != torch::kFloat32)
+        return false;
+    if (torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad())) return false;
+    if (k.stride(3) != 1 || v.stride(3) != 1) return false;
+    return q.size(2) * q.size(3) <= kDecodeLoopMaxRows;  // G x T rows per kv head
+}
+
+// Eight partial sums so the compiler vectorises the dot product without reassociating floats.
+static inline float dot(const float* a, const float* b, int64_t n) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; ++l) acc[l] += a[i + l] * b[i + l];
+    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; i < n; ++i) s += a[i] * b[i];
+    return s;
+}
+
+torch::Tensor softmax_decode_attention(const torch::Tensor& q_in, const torch::Tensor& k, const torch::Tensor& v,
+                                       int64_t q_start, int64_t sliding_window) {
+    const auto q = q_in.contiguous();
+    const int64_t B = q.size(0), Hkv = q.size(1), G = q.size(2), T = q.size(3), D = q.size(4), S = k.size(2);
+    const int64_t rows = G * T;
+    // Keys row r may see: [lo(r), hi(r)], causal and inside the window.
+    auto key_range = [&](int64_t r, int64_t& lo, int64_t& hi) {
+        const int64_t pos = q_start + r % T;
+        hi = std::min(pos, S - 1);
+        lo = sliding_window > 0 ? std::max<int64_t>(0, pos - sliding_window + 1) : 0;
+    };
+    const float* qp = q.data_ptr<float>();
+    const float* kp = k.data_ptr<float>();
+    const float* vp = v.data_ptr<float>();
+    const int64_t ks0 = k.stride(0), ks1 = k.stride(1), ks2 = k.stride(2);
+    const int64_t vs0 = v.stride(0), vs1 = v.stride(1), vs2 = v.stride(2);
+    const float scale = float(1.0 / std::sqrt(double(D)));
+
+    // 1. Scores, -inf outside each row's range; every key read once for all rows of its head.
+    auto scores = torch::full({B, Hkv, rows, S}, -std::numeric_limits<float>::infinity(), q.options());
+    float* sp = scores.data_ptr<float>();
+    at::parallel_for(0, B * Hkv, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t item = begin; item < end; ++item) {
+            const float* K = kp + (item / Hkv) * ks0 + (item % Hkv) * ks1;
+            const float* Q = qp + item * rows * D;
+            float* sc = sp + item * rows * S;
+            for (int64_t r = 0; r < rows; ++r) {
+                int64_t lo, hi;
+                key_range(r, lo, hi);
+                for (int64_t s = lo; s <= hi; ++s) sc[r * S + s] = scale * dot(Q + r * D, K + s * ks2, D);
+            }
+        }
+    });
+    // 2. The softmax by LibTorch's vectorised kernel (exp dominates a scalar loop here).
+    auto w = torch::softmax(scores, -1);
+    // 3. Weighted values over the same ranges.
+    auto out = torch::zeros({B, Hkv, G, T, D}, q.options());
+    const float* wp = w.data_ptr<float>();
+    float* op = out.data_ptr<float>();
+    at::parallel_for(0, B * Hkv, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t item = begin; item < end; ++item) {
+            const float* V = vp + (item / Hkv) * vs0 + (item % Hkv) * vs1;
+            for (int64_t r = 0; r < rows; ++r) {
+                int64_t lo, hi;
+                key_range(r, lo, hi);
+                const float* wr = wp + (item * rows + r) * S;
+                float* o = op + (item * rows + r) * D;
+                for (int64_t s = lo; s <= hi; ++s) {
+                    const float ws = wr[s];
+                    const float* vs = V + s * vs2;
+                    for (int64_t d = 0; d < D; ++d) o[d] += ws * vs[d];
+                }
+            }
+        }
+    });
+    return out;
+}
+
+}  // namespace lincat
