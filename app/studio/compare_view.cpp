@@ -11,14 +11,34 @@
 #include "run_figures.h"
 #include "store/run_evaluation.h"
 #include "store/workspace.h"
+#include "util/json.h"
 
 namespace lincat::studio {
+
+namespace {
+
+// The gate on the linear state a run trained with: its own stage-1 config's, or for a stage-2
+// run its stage-1 run's ("none" where the config predates the field).
+QString run_gate(Workspace& ws, const RunRecord& r) {
+    json cfg = json::parse(r.config_json, nullptr, false);
+    if (r.kind == RunKind::Finetune && cfg.is_object() && cfg.contains("stage1_run")) {
+        try {
+            cfg = json::parse(ws.run(cfg["stage1_run"].get<int64_t>()).config_json, nullptr, false);
+        } catch (const std::exception&) {
+            return QString();  // its stage-1 run is gone: say nothing rather than guess
+        }
+    }
+    if (!cfg.is_object() || !cfg.contains("gate") || !cfg["gate"].is_string()) return "none";
+    return QString::fromStdString(cfg["gate"].get<std::string>());
+}
+
+}  // namespace
 
 CompareView::CompareView(QWidget* parent) : QWidget(parent) {
     setObjectName("compareView");
     table_ = new QTableWidget(0, ColGrowth + 1);
     table_->setObjectName("compareTable");
-    table_->setHorizontalHeaderLabels({"run", "variant", "stage", "ppl vs teacher", "top-1", "KL", "mean MSE",
+    table_->setHorizontalHeaderLabels({"run", "variant", "gate", "stage", "ppl vs teacher", "top-1", "KL", "mean MSE",
                                        "worst MSE", "trained", "tok/s", "state", "+/token"});
     table_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
     table_->setSelectionBehavior(QAbstractItemView::SelectRows);
@@ -54,11 +74,12 @@ void CompareView::refresh() {
         QVector<qint64> runs;
         QVector<RunFigures> figures;
         QVector<RunKind> kinds;
+        QStringList gates;
         for (auto& r : ws_->runs()) {
             if (r.kind == RunKind::Eval) continue;
             RunFigures f = run_figures(evaluations, r.id);
             if (!f.ok) continue;
-            runs << qint64(r.id), figures << f, kinds << r.kind;
+            runs << qint64(r.id), figures << f, kinds << r.kind, gates << run_gate(*ws_, r);
         }
         if (runs == runs_ && table_->rowCount() == runs.size()) return;  // nothing new
         runs_ = runs;
@@ -71,6 +92,7 @@ void CompareView::refresh() {
             const QStringList cells = {
                 QString::number(runs[i]),
                 f.variant.isEmpty() ? QString() : f.variant + (f.window_covers_sequence ? " (*)" : ""),
+                gates[i],
                 f.stage.isEmpty() ? QString(run_kind_name(kinds[i])) : f.stage,
                 QString::asprintf("%+.2f%%", 100 * f.ppl_gap()),
                 pct(f.top1),

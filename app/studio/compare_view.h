@@ -30,6 +30,7 @@ class CompareView : public QWidget {
     enum Column {
         ColRun,
         ColVariant,
+        ColGate,
         ColStage,
         ColPpl,
         ColTop1,

@@ -66,8 +66,8 @@ SessionView::SessionView(QWidget* parent) : QWidget(parent) {
     auto* f1 = new QFormLayout(s1);
     stage1_form_ = std::make_unique<OptionForm>(
         f1, distill_fields(),
-        std::vector<std::string>{"steps", "lr", "variant", "window", "feature_map", "feature_dim", "layers", "seq_len",
-                                 "teacher_sequences", "batch_size", "eval_every", "checkpoint_every"});
+        std::vector<std::string>{"steps", "lr", "variant", "window", "feature_map", "feature_dim", "gate", "layers",
+                                 "seq_len", "teacher_sequences", "batch_size", "eval_every", "checkpoint_every"});
     stage1_steps()->setObjectName("stage1Steps");
     // Not fields of the run's config but of the command (as in `lincat distill`).
     keep_softmax_ = new QLineEdit;

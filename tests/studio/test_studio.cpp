@@ -5,6 +5,7 @@
 // the window, heads, clicks that open attention maps), evaluation figures in the run tree and
 // in comparisons, and a PNG of each main view for reviewers.
 #include <QCheckBox>
+#include <QComboBox>
 #include <QDir>
 #include <QFile>
 #include <QLabel>
@@ -219,6 +220,11 @@ class StudioTest : public QObject {
         w.show();
         studio::SessionView* s = w.session();
         s->stage1_steps()->setValue(40);
+        // The gate is a stage-1 option like any other: chosen here, recorded in the run's config.
+        auto* gate = s->findChild<QComboBox*>("option_gate");
+        QVERIFY(gate);
+        QCOMPARE(gate->count(), 3);
+        gate->setCurrentText("decay");
         const QStringList small = {"--seq-len",    "64", "--teacher-sequences", "24", "--batch-size", "2",
                                    "--eval-every", "2",  "--checkpoint-every",  "2",  "--window",     "16"};
         QVERIFY(s->start_stage1(small));
@@ -230,6 +236,7 @@ class StudioTest : public QObject {
         QCOMPARE(ws->runs().size(), size_t(1));
         const int64_t run = ws->runs()[0].id;
         QCOMPARE(ws->run(run).status, RunStatus::Cancelled);
+        QCOMPARE(json::parse(ws->run(run).config_json).value("gate", std::string()), std::string("decay"));
         const size_t done = ws->steps(run, "train").size();
         QVERIFY(done >= 4 && done < 40);
         // Resume from the run tree.
@@ -441,9 +448,9 @@ class StudioTest : public QObject {
         QTemporaryDir d;
         {
             Workspace ws = Workspace::open(d.filePath("ws").toStdString());
-            auto variant = [&](const char* name, std::vector<int> layers, std::vector<double> mse, int64_t growth) {
-                const int64_t s1 =
-                    ws.create_run("default", RunKind::Distill, R"({"layers": []})", std::string(64, 'a'));
+            auto variant = [&](const char* name, std::vector<int> layers, std::vector<double> mse, int64_t growth,
+                               const char* config) {
+                const int64_t s1 = ws.create_run("default", RunKind::Distill, config, std::string(64, 'a'));
                 ws.set_run_status(s1, RunStatus::Completed);
                 const int64_t e =
                     ws.create_run("default", RunKind::Eval, json({{"source_run", s1}, {"checkpoint", "x"}}).dump(),
@@ -466,8 +473,8 @@ class StudioTest : public QObject {
                                           .dump());
                 ws.set_run_status(e, RunStatus::Completed);
             };
-            variant("lolcats", {0, 1, 2}, {1e-4, 5e-4, 1.3e-3}, 0);
-            variant("keep_softmax=2", {0, 1}, {2e-4, 6e-4}, 2304);
+            variant("lolcats", {0, 1, 2}, {1e-4, 5e-4, 1.3e-3}, 0, R"({"layers": []})");  // predates "gate"
+            variant("keep_softmax=2 gate=decay", {0, 1}, {2e-4, 6e-4}, 2304, R"({"layers": [0, 1], "gate": "decay"})");
         }
         studio::MainWindow w;
         QVERIFY(w.open_workspace(d.filePath("ws")));
@@ -476,6 +483,8 @@ class StudioTest : public QObject {
         QCOMPARE(t->rowCount(), 2);  // the two stage-1 runs (eval runs stand behind them)
         QCOMPARE(t->item(0, studio::CompareView::ColRun)->text(), QString("1"));
         QCOMPARE(t->item(0, studio::CompareView::ColVariant)->text(), QString("lolcats"));
+        QCOMPARE(t->item(0, studio::CompareView::ColGate)->text(), QString("none"));
+        QCOMPARE(t->item(1, studio::CompareView::ColGate)->text(), QString("decay"));
         QCOMPARE(t->item(0, studio::CompareView::ColPpl)->text(), QString("+1.96%"));
         QCOMPARE(t->item(0, studio::CompareView::ColWorst)->text(), QString("0.0013 (L2)"));
         QCOMPARE(t->item(0, studio::CompareView::ColTrained)->text(), QString("1.456%"));
