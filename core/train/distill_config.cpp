@@ -23,7 +23,7 @@ const FieldTable<DistillConfig>& distill_fields() {
                         .added_later());
         t.push_back(field<D>(
                         "teacher_cache_mb",
-                        "memory (MB) for the teacher's activations, kept so later epochs run only the students "
+                        "memory (MiB) for the teacher's activations, kept so later epochs run only the students "
                         "(0: off; used only when every row fits)",
                         [](D & d) -> auto& { return d.teacher_cache_mb; })
                         .at_least(0)
