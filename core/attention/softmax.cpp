@@ -79,7 +79,9 @@ torch::Tensor softmax_attention(const torch::Tensor& q, const torch::Tensor& k, 
 #endif
     // Group query heads by their kv head instead of copying k and v G times.
     auto qg = q.reshape({B, Hkv, G, T, D});
-    if (!weights_out && softmax_decode_applies(qg, k, v))  // decode: no per-batch matmul loop
+    // Decode: no per-batch matmul loop. Its scores are whole (B, H, T, S), so only within the
+    // score budget, and only where every query sees its own key (S >= q_start + T).
+    if (!weights_out && q_start + T <= S && 4 * B * H * T * S <= max_score_bytes && softmax_decode_applies(qg, k, v))
         return softmax_decode_attention(qg, k, v, q_start, sliding_window).view({B, H, T, D});
     auto kf = k.to(torch::kFloat32), vf = v.to(torch::kFloat32);
     // Chunk the queries so the fp32 scores stay under max_score_bytes however long the input.

@@ -10,7 +10,8 @@
 namespace lincat {
 
 // Most query rows per (batch row, kv head) the loop takes: beyond it a matmul reuses each key
-// across enough rows to win.
+// across enough rows to win. softmax_attention also uses the loop only within its score budget
+// and where every query sees its own key.
 constexpr int64_t kDecodeLoopMaxRows = 16;
 
 // True when softmax_decode_attention serves these inputs: CPU, fp32, unit stride in the head

@@ -71,7 +71,8 @@ torch::Tensor TransferAttentionImpl::forward(const torch::Tensor& q, const torch
         teacher = softmax_attention(q, k, v, 0, sliding_window_, xent_ ? &teacher_weights : nullptr);
     }
     // Contiguous copies, so a replay from the cache sees these very tensors (the same bits out).
-    TeacherActivations a{q.detach().contiguous(), k.detach().contiguous(), v.detach().contiguous(), teacher};
+    TeacherActivations a{q.detach().contiguous(), k.detach().contiguous(), v.detach().contiguous(),
+                         teacher.contiguous()};
     if (keep_teacher) last_teacher = a;
     student_loss(a);
     if (xent_) {

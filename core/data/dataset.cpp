@@ -23,6 +23,11 @@ int64_t sampling_batch_rows(const ModelConfig& c, int64_t len, int64_t element_b
 }
 
 torch::Tensor inverse_cdf_sample(const torch::Tensor& logits, const torch::Tensor& u) {
+    if (!logits.device().is_cpu()) {  // on a GPU the tensor form stays on the device
+        auto cdf = torch::softmax(logits.to(torch::kFloat32), -1).cumsum_(-1);
+        auto target = u.to(cdf.device(), torch::kFloat32) * cdf.narrow(1, cdf.size(1) - 1, 1);
+        return torch::searchsorted(cdf, target, /*out_int32=*/false, /*right=*/true).clamp_max_(cdf.size(1) - 1);
+    }
     // exp(l - max) by LibTorch's vectorised kernels; then one pass per row that stops at the
     // token, summing in fp64 (a cumsum tensor and searchsorted cost half the step's non-matmul time).
     auto lf = logits.to(torch::kCPU, torch::kFloat32);
@@ -51,7 +56,7 @@ torch::Tensor inverse_cdf_sample(const torch::Tensor& logits, const torch::Tenso
             op[r] = pick;
         }
     });
-    return out.to(logits.device());
+    return out;
 }
 
 torch::Tensor sample_teacher_sequences(LlamaModel& model, int64_t n, int64_t len, uint64_t seed, int32_t bos,
