@@ -43,8 +43,8 @@ struct StepRow {
 };
 
 // The work of a step in FLOPs, counted once per stage for every form (so GFLOP/s compare like
-// with like; the cached stage-1 form skips the teacher's part): the matmuls of the straightforward algorithm, backward
-// as twice the forward of what carries a gradient.
+// with like): the matmuls of the straightforward algorithm, backward as twice the forward of
+// what carries a gradient.
 double layer_linear_flops(const ModelConfig& c, int64_t tokens) {
     const double C = double(c.hidden_size);
     const double params = C * double(c.q_dim()) * 2 + C * double(c.kv_dim()) * 2 + 3 * C * double(c.intermediate_size);

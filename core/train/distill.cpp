@@ -113,14 +113,13 @@ DistillOutcome distill(Workspace& ws, BaseModel& base, const DistillConfig& cfg_
     hooks.evaluate = [&](std::vector<double>& layer) {
         TransferEvaluation no_graph(transfer);
         layer.assign(transfer.cores.size(), 0.0);
-        const int64_t n = n_eval;
-        for (int64_t s = 0; s < n; s += cfg.schedule.batch_size) {
-            const int64_t b = std::min(cfg.schedule.batch_size, n - s);
+        for (int64_t s = 0; s < n_eval; s += cfg.schedule.batch_size) {
+            const int64_t b = std::min(cfg.schedule.batch_size, n_eval - s);
             teacher_pass(data.eval.narrow(0, s, b), torch::arange(n_train + s, n_train + s + b, torch::kLong));
             for (size_t i = 0; i < transfer.cores.size(); ++i)
                 layer[i] += transfer.cores[i]->last_mse.item<double>() * double(b);
         }
-        for (auto& v : layer) v /= double(n);
+        for (auto& v : layer) v /= double(n_eval);
         return cfg.mse_factor * mean(layer);
     };
     hooks.save = [&](const std::string& dir, const std::function<void(const std::string&)>& extra) {
