@@ -313,9 +313,9 @@ torch::Tensor HybridState::step(const torch::Tensor& q, const torch::Tensor& k, 
         ++length_;
         return y;
     }
-    if (!gated && decodes_with_cpu_loops(q, k, v, gamma) && f_q.scalar_type() == torch::kFloat32 &&
+    if (decodes_with_cpu_loops(q, k, v, gamma) && f_q.scalar_type() == torch::kFloat32 &&
         f_k.scalar_type() == torch::kFloat32)
-        return step_cpu_loops(q, k, v, f_q, f_k, gamma, lambda, {}, {});
+        return step_cpu_loops(q, k, v, f_q, f_k, gamma, lambda, {}, {}, log_gate);
     if (gated) {
         // Everything held decays by this token's rate before it joins (its own weight is 1).
         auto rate = log_gate.to(torch::kFloat32).exp();  // (B,H,1,Fg)
@@ -368,8 +368,15 @@ torch::Tensor HybridState::step_cpu_loops(const torch::Tensor& q_in, const torch
                                           const torch::Tensor& v_in, const torch::Tensor& fq_in,
                                           const torch::Tensor& fk_in, const torch::Tensor& gamma,
                                           const torch::Tensor& lambda, const torch::Tensor& wq_in,
-                                          const torch::Tensor& wk_in) {
+                                          const torch::Tensor& wk_in, const torch::Tensor& log_gate) {
+    if (!S_.defined()) fail("hybrid decode: the CPU loops continue a state, they do not start one");
+    const bool gated = log_gate.defined();
+    if (gated != ring_decay_.defined())
+        fail("hybrid decode: a gated state needs log_gate on every step, an ungated one none");
     auto q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
+    // Per (row, head): Fg rates, 1 (decay) or F (gla), the step's exp(log_gate).
+    torch::Tensor rate = gated ? log_gate.to(torch::kFloat32).exp().contiguous() : torch::Tensor();
+    const int64_t Fg = gated ? rate.size(3) : 0;
     const bool maps_here = wq_in.defined();  // softmax_dim features computed below from W (H, d, f)
     torch::Tensor fq, fk, wq, wk;
     if (maps_here) {
@@ -396,6 +403,8 @@ torch::Tensor HybridState::step_cpu_loops(const torch::Tensor& q_in, const torch
     auto y = torch::empty({B, H, 1, d}, q.options());
     float *S = S_.data_ptr<float>(), *z = z_.data_ptr<float>(), *rk = ring_k_.data_ptr<float>(),
           *rv = ring_v_.data_ptr<float>(), *rf = ring_f_.data_ptr<float>(), *out = y.data_ptr<float>();
+    float* rd = gated ? ring_decay_.data_ptr<float>() : nullptr;  // (B,H,cap,Fg)
+    const float* rate_p = gated ? rate.data_ptr<float>() : nullptr;
     const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>(),
                 *gp = g.data_ptr<float>(), *lp = l.data_ptr<float>();
     const float* fqp = maps_here ? nullptr : fq.data_ptr<float>();
@@ -423,13 +432,29 @@ torch::Tensor HybridState::step_cpu_loops(const torch::Tensor& q_in, const torch
             const int64_t h = bh % H, kv = (bh / H) * (H / G) + h / G;  // row b's kv head of h
             float *Sh = S + bh * F * d, *zh = z + bh * F;
             float *rkh = rk + bh * cap * d, *rvh = rv + bh * cap * d, *rfh = rf + bh * cap * F;
+            float* rdh = gated ? rd + bh * cap * Fg : nullptr;
+            // Gated: everything held decays by this token's rate before it joins (as step()).
+            auto gate_of = [Fg](const float* g, int64_t i) { return Fg == 1 ? g[0] : g[i]; };
+            if (gated) {
+                const float* r = rate_p + bh * Fg;
+                for (int64_t i = 0; i < F; ++i) {
+                    const float a = gate_of(r, i);
+                    zh[i] *= a;
+                    for (int64_t e = 0; e < d; ++e) Sh[i * d + e] *= a;
+                }
+                for (int64_t j = 0; j < cap; ++j)
+                    for (int64_t i = 0; i < Fg; ++i) rdh[j * Fg + i] *= r[i];
+            }
             if (p >= cap) {  // the token that last used this slot leaves the buffer: into the state
                 const float *fo = rfh + slot * F, *vo = rvh + slot * d;
                 for (int64_t i = 0; i < F; ++i) {
-                    zh[i] += fo[i];
-                    for (int64_t e = 0; e < d; ++e) Sh[i * d + e] += fo[i] * vo[e];
+                    const float fi = gated ? fo[i] * gate_of(rdh + slot * Fg, i) : fo[i];
+                    zh[i] += fi;
+                    for (int64_t e = 0; e < d; ++e) Sh[i * d + e] += fi * vo[e];
                 }
             }
+            if (gated)
+                for (int64_t i = 0; i < Fg; ++i) rdh[slot * Fg + i] = 1;
             std::copy(kp + kv * d, kp + kv * d + d, rkh + slot * d);
             std::copy(vp + kv * d, vp + kv * d + d, rvh + slot * d);
             const float *qh = qp + bh * d, *fqh;
@@ -458,7 +483,10 @@ torch::Tensor HybridState::step_cpu_loops(const torch::Tensor& q_in, const torch
                     wt = gp[h] * std::exp(a[size_t(j)] - m);
                 } else if (kind[size_t(j)] == 0) {
                     float dot = 0;
-                    for (int64_t i = 0; i < F; ++i) dot += fqh[i] * rfh[j * F + i];
+                    if (gated)
+                        for (int64_t i = 0; i < F; ++i) dot += fqh[i] * rfh[j * F + i] * gate_of(rdh + j * Fg, i);
+                    else
+                        for (int64_t i = 0; i < F; ++i) dot += fqh[i] * rfh[j * F + i];
                     wt = lp[h] * dot;
                 } else {
                     continue;
@@ -591,9 +619,13 @@ torch::Tensor HybridAttentionImpl::forward(const torch::Tensor& q, const torch::
         torch::GradMode::is_enabled() && (feature_map_q->layer.requires_grad() || feature_map_k->layer.requires_grad());
     if (auto* hs = dynamic_cast<HybridState*>(state);
         hs && q.size(2) == 1 && hs->length() > 0 && options_.feature_map() == FeatureMapKind::SoftmaxDim &&
-        options_.gate() == GateKind::None && !maps_graph && hs->decodes_with_cpu_loops(q, k_in, v_in, g)) {
-        // One decode token: feature maps, GQA and the step in one pass of plain loops.
-        return hs->step_cpu_loops(q, k_in, v_in, {}, {}, g, l, feature_map_q->layer, feature_map_k->layer);
+        !maps_graph && hs->decodes_with_cpu_loops(q, k_in, v_in, g) &&
+        (options_.gate() != GateKind::Gla || k_in.size(1) == options_.heads())) {
+        // One decode token: feature maps, GQA and the step in one pass of plain loops (gla's
+        // rates come from the key of each query head, so only without GQA).
+        // decay's rates depend on the head only: q's shape gives one per query head.
+        auto lg = options_.gate() == GateKind::Decay ? log_gate(q) : log_gate(k_in);
+        return hs->step_cpu_loops(q, k_in, v_in, {}, {}, g, l, feature_map_q->layer, feature_map_k->layer, lg);
     }
     auto k = repeat_kv(k_in), v = repeat_kv(v_in);
     auto f_q = feature_map_q(q), f_k = feature_map_k(k);

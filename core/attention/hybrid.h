@@ -72,7 +72,7 @@ class HybridState : public AttentionState {
     void use_cpu_loops(bool on) { cpu_loops_ = on; }
     // Whether a step on these inputs runs as CPU loops; then step_cpu_loops may also compute the
     // softmax_dim feature maps itself from their weights wq, wk (H, d, f), f_q and f_k undefined,
-    // with k and v given per kv head.
+    // with k and v given per kv head. log_gate as step()'s, per query head.
     bool decodes_with_cpu_loops(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                 const torch::Tensor& gamma) const {
         const bool fp32_cpu = q.is_cpu() && q.scalar_type() == torch::kFloat32 && k.scalar_type() == torch::kFloat32 &&
@@ -83,7 +83,8 @@ class HybridState : public AttentionState {
     }
     torch::Tensor step_cpu_loops(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                  const torch::Tensor& f_q, const torch::Tensor& f_k, const torch::Tensor& gamma,
-                                 const torch::Tensor& lambda, const torch::Tensor& wq, const torch::Tensor& wk);
+                                 const torch::Tensor& lambda, const torch::Tensor& wq, const torch::Tensor& wk,
+                                 const torch::Tensor& log_gate = {});
 
   private:
     void allocate(const torch::Tensor& k, const torch::Tensor& f_k, const torch::Tensor& log_gate);

@@ -177,6 +177,27 @@ TEST(GatedRecurrent, PrefillThenDecodeMatchesQuadratic) {
         }
 }
 
+// The CPU decode loops (step_cpu_loops) against the LibTorch step they replace: past the
+// buffer's capacity (folds with their decay), rows and heads in one call; fp32, summation order.
+TEST(GatedRecurrent, CpuLoopsEqualTheLibTorchStep) {
+    for (auto w : {kTk, kSw})
+        for (int64_t Fg : {1, 6}) {
+            Inputs in = random_hybrid_inputs(3, 2, 70, 8, 6, 15);
+            auto lg = random_log_gate(3, 2, 70, Fg, 16);
+            HybridState loops(w), ops(w);
+            ops.use_cpu_loops(false);
+            double worst = 0;
+            for (int64_t t = 0; t < 70; ++t) {
+                auto s = [&](const torch::Tensor& x) { return x.narrow(2, t, 1); };
+                auto a = loops.step(s(in.q), s(in.k), s(in.v), s(in.f_q), s(in.f_k), in.gamma, in.lambda, s(lg));
+                auto b = ops.step(s(in.q), s(in.k), s(in.v), s(in.f_q), s(in.f_k), in.gamma, in.lambda, s(lg));
+                worst = std::max(worst, max_abs_diff(a, b));
+            }
+            EXPECT_LT(worst, 1e-5) << label(w, Fg);
+            EXPECT_EQ(loops.bytes(), ops.bytes());
+        }
+}
+
 TEST(GatedRecurrent, GatingAStateRequiresItEveryStep) {
     Inputs in = random_hybrid_inputs(1, 2, 3, 8, 6, 17);
     HybridState state(kTk);
@@ -191,34 +212,39 @@ TEST(GatedRecurrent, GatingAStateRequiresItEveryStep) {
 // The check: a gated layer's decode, token by token from the first, equals its chunked
 // form over 300 steps, with a state that does not grow; the module's own gate from its keys.
 TEST(GatedModule, DecodeOf300StepsEqualsChunkedInConstantMemory) {
+    // Decay decodes in the CPU loops with or without GQA, gla there without it (4 kv heads).
     for (GateKind gate : {GateKind::Decay, GateKind::Gla})
-        for (WindowKind kind : {WindowKind::Terraced, WindowKind::Sliding}) {
-            torch::manual_seed(21);
-            HybridAttentionImpl attn(HybridOptions(4, 8)
-                                         .feature_dim(5)
-                                         .window({kind, 16, BlockAlign::Start})
-                                         .decode_window(kind)
-                                         .gate(gate)
-                                         .affine(true));
-            torch::NoGradGuard ng;
-            // Make the gla gate depend on the key (it starts data-independent, up = 0).
-            if (gate == GateKind::Gla) attn.gate_up.normal_(0, 1.0);
-            auto q = torch::randn({2, 4, 300, 8}), k = torch::randn({2, 2, 300, 8}), v = torch::randn({2, 2, 300, 8});
-            auto state = attn.new_state();
-            std::vector<torch::Tensor> outs;
-            int64_t bytes_at_50 = 0;
-            for (int64_t t = 0; t < 300; ++t) {
-                outs.push_back(attn.forward(q.narrow(2, t, 1), k.narrow(2, t, 1), v.narrow(2, t, 1), state.get()));
-                if (t == 50) bytes_at_50 = state->bytes();
+        for (WindowKind kind : {WindowKind::Terraced, WindowKind::Sliding})
+            for (int64_t kv_heads : {2, 4}) {
+                torch::manual_seed(21);
+                HybridAttentionImpl attn(HybridOptions(4, 8)
+                                             .feature_dim(5)
+                                             .window({kind, 16, BlockAlign::Start})
+                                             .decode_window(kind)
+                                             .gate(gate)
+                                             .affine(true));
+                torch::NoGradGuard ng;
+                // Make the gla gate depend on the key (it starts data-independent, up = 0).
+                if (gate == GateKind::Gla) attn.gate_up.normal_(0, 1.0);
+                auto q = torch::randn({2, 4, 300, 8}), k = torch::randn({2, kv_heads, 300, 8}),
+                     v = torch::randn({2, kv_heads, 300, 8});
+                auto state = attn.new_state();
+                std::vector<torch::Tensor> outs;
+                int64_t bytes_at_50 = 0;
+                for (int64_t t = 0; t < 300; ++t) {
+                    outs.push_back(attn.forward(q.narrow(2, t, 1), k.narrow(2, t, 1), v.narrow(2, t, 1), state.get()));
+                    if (t == 50) bytes_at_50 = state->bytes();
+                }
+                const std::string name =
+                    gate_kind_name(gate) + " " + window_kind_name(kind) + " kv " + std::to_string(kv_heads);
+                EXPECT_LT(max_abs_diff(torch::cat(outs, 2), attn.forward(q, k, v, nullptr)), 2e-5) << name;
+                EXPECT_EQ(state->bytes(), bytes_at_50) << name;
+                auto lg = attn.log_gate(k.repeat_interleave(4 / kv_heads, 1));
+                EXPECT_LT(lg.max().item<double>(), 0.0) << name;  // every rate below 1
+                if (gate == GateKind::Gla)
+                    EXPECT_GT((lg - lg.mean(2, true)).abs().max().item<double>(), 1e-3)
+                        << "gla rates depend on the key";
             }
-            const std::string name = gate_kind_name(gate) + " " + window_kind_name(kind);
-            EXPECT_LT(max_abs_diff(torch::cat(outs, 2), attn.forward(q, k, v, nullptr)), 2e-5) << name;
-            EXPECT_EQ(state->bytes(), bytes_at_50) << name;
-            auto lg = attn.log_gate(k.repeat_interleave(2, 1));
-            EXPECT_LT(lg.max().item<double>(), 0.0) << name;  // every rate below 1
-            if (gate == GateKind::Gla)
-                EXPECT_GT((lg - lg.mean(2, true)).abs().max().item<double>(), 1e-3) << "gla rates depend on the key";
-        }
 }
 
 TEST(GatedModule, ParametersAndCheckpointFields) {
