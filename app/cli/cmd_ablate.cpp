@@ -119,13 +119,15 @@ void print_table(const std::vector<Row>& rows, double model_params, int64_t cont
 }  // namespace
 
 int cmd_ablate(const Argv& argv) {
+    const std::string default_variants = "lolcats; default; window=16; window=128";
     std::vector<OptionSpec> specs = {
         {"model", "model folder or cache name", false, "default"},
         {"workspace", "workspace folder (every run is recorded there)", false, "lincat-ablation"},
         {"variants",
          "';'-separated variants, each space-separated key=value over the stage options "
-         "(window=16, variant=sw, keep_softmax=4,5, stage2_lr=1e-3, stage2=off; 'lolcats' = the defaults)",
-         false, "lolcats; window=16; window=128"},
+         "(window=16, variant=sw, keep_softmax=4,5, stage2_lr=1e-3, stage2=off; 'default' = Lincat's defaults, "
+         "'lolcats' = LoLCATs' recipe: f 64, no gate, no softmax layer)",
+         false, default_variants},
         {"data", "comma-separated text / .jsonl (Alpaca) files", false, "text sampled from the teacher"},
         {"seq-len", "tokens per sequence, every variant", false, "min(256, model max)"},
         {"teacher-sequences", "teacher samples when no --data, every variant", false, "256"},
@@ -136,8 +138,7 @@ int cmd_ablate(const Argv& argv) {
     apply_compute_options(a);
     const std::string model_dir = resolve_model_dir(a.get("model", "default"));
     const std::string ws_dir = a.get("workspace", "lincat-ablation");
-    const std::vector<AblationVariant> variants =
-        parse_ablation_variants(a.get("variants", "lolcats; window=16; window=128"));
+    const std::vector<AblationVariant> variants = parse_ablation_variants(a.get("variants", default_variants));
     Workspace ws = Workspace::open(ws_dir);
     const ModelConfig mc = load_model_config(model_dir + "/config.json");
 

@@ -272,7 +272,7 @@ int bench_train(const Argv& argv) {
     const bool as_json = a.flag("json");
 
     BaseModel base = load_base_model(model_dir);
-    LinearizeOptions lin;  // the defaults: tk 64, Hedgehog f 64
+    LinearizeOptions lin;  // LoLCATs: tk 64, Hedgehog f 64, as the plain PyTorch step (issue 18)
     const double sgemm = sgemm_gflops();
     std::vector<StepRow> rows;
     std::string plain_why;

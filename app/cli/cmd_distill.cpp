@@ -43,6 +43,8 @@ static DistillConfig distill_config_from_args(const Args& a, const std::string& 
         c.linearize.layers = layers_keeping_softmax(
             a.get("keep-softmax"), load_model_config(model_dir + "/config.json").num_hidden_layers, "--keep-softmax");
     }
+    // Layers the user chose stay as chosen unless a share is asked for as well.
+    if ((a.has("keep-softmax") || a.has("layers")) && !a.has("softmax-share")) c.softmax_share = 0;
     add_data_files(c.data, a.get("data"));
     if (a.has("tokens")) {
         TrainSchedule& s = c.schedule;

@@ -64,9 +64,15 @@ int cmd_finetune(const Argv& argv) {
 
 int cmd_linearize(const Argv& argv) {
     // Stage 1's fields linearize offers (steps as --stage1-steps), then stage 2's.
-    const std::vector<std::pair<std::string, std::string>> stage1 = {
-        {"steps", "stage1-steps"}, {"variant", ""},           {"window", ""}, {"feature_dim", ""}, {"gate", ""},
-        {"seq_len", ""},           {"teacher_sequences", ""}, {"seed", ""}};
+    const std::vector<std::pair<std::string, std::string>> stage1 = {{"steps", "stage1-steps"},
+                                                                     {"variant", ""},
+                                                                     {"window", ""},
+                                                                     {"feature_dim", ""},
+                                                                     {"gate", ""},
+                                                                     {"softmax_share", ""},
+                                                                     {"seq_len", ""},
+                                                                     {"teacher_sequences", ""},
+                                                                     {"seed", ""}};
     std::vector<OptionSpec> specs = {
         {"model", "model folder or cache name", false, "default"},
         {"workspace", "workspace folder", false, "lincat-workspace"},
@@ -92,8 +98,10 @@ int cmd_linearize(const Argv& argv) {
     DistillConfig d;
     d.data.seq_len = default_seq_len(mc.max_position_embeddings);
     for (auto& [key, cli] : stage1) read_option(a, field_of(distill_fields(), key), d, cli);
-    if (a.has("keep-softmax"))
+    if (a.has("keep-softmax")) {
         d.linearize.layers = layers_keeping_softmax(a.get("keep-softmax"), mc.num_hidden_layers, "--keep-softmax");
+        if (!a.has("softmax-share")) d.softmax_share = 0;  // the user chose the softmax layers
+    }
     table_validate(distill_fields(), d, "linearize", /*cli_names=*/true);
     add_data_files(d.data, a.get("data"));
     const Stage2Mode stage2 = parse_stage2_mode(a.get("stage2", "auto"), "linearize --stage2");

@@ -15,6 +15,7 @@
 #include "model/model_dir.h"
 #include "model/model_summary.h"
 #include "model/tokenizer.h"
+#include "train/distill_config.h"
 #include "train/checkpoint.h"
 #include "train/linearized_model.h"
 #include "util/compute.h"
@@ -128,7 +129,7 @@ int cmd_attention_map(const Argv& argv) {
     LlamaModel student = ckpt.empty() ? load_llama(dir) : load_linearized(dir, ckpt);
     if (ckpt.empty()) {
         torch::manual_seed(0);
-        linearize(student, LinearizeOptions{});  // fresh feature maps: what attention transfer starts from
+        linearize(student, DistillConfig{}.linearize);  // fresh feature maps: what attention transfer starts from
     }
     AttentionMap m = attention_map(teacher, student, tok, a.get("prompt"), a.get_int("layer", 0), a.get_int("head", 0),
                                    a.get_int("max-tokens", 128));

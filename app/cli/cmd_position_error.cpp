@@ -16,6 +16,7 @@
 #include "eval/evaluate.h"
 #include "eval/position_error.h"
 #include "model/model_dir.h"
+#include "train/distill_config.h"
 #include "train/base_model.h"
 #include "util/error.h"
 #include "util/file.h"
@@ -159,7 +160,7 @@ int cmd_position_error(const Argv& argv) {
         applied.emplace(base, source.checkpoint);
     } else {
         torch::manual_seed(0);
-        linearize(base.model, LinearizeOptions{});  // fresh feature maps: what attention transfer starts from
+        linearize(base.model, DistillConfig{}.linearize);  // fresh feature maps: what attention transfer starts from
     }
     std::fprintf(stderr, "position-error: %lld rows x %lld tokens\n", (long long)rows.size(0), (long long)rows.size(1));
     PositionError e = position_error(base.model, rows, a.get_int("batch", 4));

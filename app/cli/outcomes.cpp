@@ -24,6 +24,7 @@ void print_distill_outcome(const DistillOutcome& o, bool as_json, bool with_ppl)
               {"steps", o.steps},
               {"tokens", o.tokens},
               {"layers", o.layers},
+              {"softmax_kept", o.softmax_kept},
               {"layer_mse_initial", o.layer_mse_initial},
               {"layer_mse_final", o.layer_mse_final},
               {"checkpoint", o.checkpoint}};
@@ -34,6 +35,11 @@ void print_distill_outcome(const DistillOutcome& o, bool as_json, bool with_ppl)
     for (size_t i = 0; i < o.layers.size() && i < o.layer_mse_final.size(); ++i)
         std::printf("%6lld %14.6g %14.6g %8.1fx\n", (long long)o.layers[i], o.layer_mse_initial[i],
                     o.layer_mse_final[i], o.layer_mse_initial[i] / o.layer_mse_final[i]);
+    if (!o.softmax_kept.empty()) {
+        std::string kept;
+        for (int64_t l : o.softmax_kept) kept += (kept.empty() ? "" : ",") + std::to_string(l);
+        std::printf("handed back to softmax after training: layer %s\n", kept.c_str());
+    }
     if (with_ppl && o.status == RunStatus::Completed)
         std::printf("held-out perplexity: teacher %.3f, student %.3f (%+.1f%%)\n", o.teacher_ppl, o.student_ppl,
                     100.0 * (o.student_ppl / o.teacher_ppl - 1));

@@ -1,7 +1,7 @@
 // A form of chosen fields from an options table (core/util/options.h): one row per field, an
 // editor by type (spin box, check box, choice), its range, label and default taken from the
 // table, so the studio's defaults are the CLI's and the run record's. args() gives the
-// command-line options for the values shown.
+// command-line options for the values shown (rows that are disabled are left out).
 #pragma once
 
 #include <QCheckBox>
@@ -76,6 +76,7 @@ class OptionForm {
     QStringList args() const {
         QStringList out;
         for (const Row& r : rows_) {
+            if (!r.editor->isEnabled()) continue;  // a row the form turned off is the command's default
             const QString name = QString::fromStdString("--" + r.cli);
             if (auto* s = qobject_cast<QSpinBox*>(r.editor)) out << name << QString::number(s->value());
             if (auto* s = qobject_cast<QDoubleSpinBox*>(r.editor)) out << name << QString::number(s->value(), 'g', 10);

@@ -66,8 +66,9 @@ SessionView::SessionView(QWidget* parent) : QWidget(parent) {
     auto* f1 = new QFormLayout(s1);
     stage1_form_ = std::make_unique<OptionForm>(
         f1, distill_fields(),
-        std::vector<std::string>{"steps", "lr", "variant", "window", "feature_map", "feature_dim", "gate", "layers",
-                                 "seq_len", "teacher_sequences", "batch_size", "eval_every", "checkpoint_every"});
+        std::vector<std::string>{"steps", "lr", "variant", "window", "feature_map", "feature_dim", "gate",
+                                 "softmax_share", "layers", "seq_len", "teacher_sequences", "batch_size", "eval_every",
+                                 "checkpoint_every"});
     stage1_steps()->setObjectName("stage1Steps");
     // Not fields of the run's config but of the command (as in `lincat distill`).
     keep_softmax_ = new QLineEdit;
@@ -75,6 +76,10 @@ SessionView::SessionView(QWidget* parent) : QWidget(parent) {
     keep_softmax_->setPlaceholderText("e.g. 4,5 (the Where-it-loses tab shows the worst layers)");
     keep_softmax_->setToolTip("--keep-softmax: these layers stay softmax, every other is linearized");
     f1->addRow("Layers kept softmax", keep_softmax_);
+    // Named softmax layers stay as named: the share chooses none on top (as `lincat distill`).
+    connect(keep_softmax_, &QLineEdit::textChanged, this, [this](const QString& text) {
+        stage1_form_->editor("softmax_share")->setEnabled(text.trimmed().isEmpty());
+    });
     keep_hint_ = new QLabel("Select an evaluated run: the layers it loses most in are suggested here.");
     keep_hint_->setObjectName("keepSoftmaxHint");
     keep_hint_->setWordWrap(true);

@@ -3,6 +3,7 @@
 #include <malloc.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 
 #include "attention/transfer.h"
@@ -70,6 +71,12 @@ DistillOutcome distill_block(Workspace& ws, const std::string& model_dir, const 
     cfg.data = data_spec_from_json(m.data_json, states_dir + " manifest data");
 
     if (!resume_run) {
+        // Choosing softmax layers needs the whole model's loss, which a block job never holds.
+        if (cfg.softmax_share > 0)
+            std::fprintf(stderr,
+                         "block-wise: every layer of the block stays linear (softmax_share applies to "
+                         "whole-model stage 1; --keep-softmax names layers)\n");
+        cfg.softmax_share = 0;  // recorded as what the run does
         table_validate(distill_fields(), cfg, "distill --block");
         linearized_parameter_count(load_model_config(model_dir + "/config.json"), cfg.linearize);
         json j = parse_json(cfg.to_json(), "config");

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "train/distill_config.h"
 
 namespace lincat {
 
@@ -32,8 +33,10 @@ struct PlanInput {
     double weight_bytes_per_value = 2;  // frozen weights as computed (bf16 on a GPU, 4 for fp32 on a CPU)
     int64_t seq_len = 1024;
     int64_t micro_batch = 1;
-    int64_t window = 64, feature_dim = 64;  // hybrid attention (2f features)
-    double gpu_bytes = 80e9;                // memory of one GPU
+    // hybrid attention (2f features): stage 1's defaults
+    int64_t window = default_stage1_linearization().window.size,
+            feature_dim = default_stage1_linearization().feature_dim;
+    double gpu_bytes = 80e9;  // memory of one GPU
     int64_t gpus = 8;
     double gpu_flops = 989e12;     // dense bf16 peak (H100 SXM)
     double utilization = 0.35;     // achieved fraction of peak

@@ -13,6 +13,10 @@ static std::string trim(const std::string& s) {
     return b == std::string::npos ? "" : s.substr(b, e - b + 1);
 }
 
+std::vector<std::pair<std::string, std::string>> lolcats_recipe() {
+    return {{"feature_dim", "64"}, {"gate", "none"}, {"softmax_share", "0"}};
+}
+
 std::vector<AblationVariant> parse_ablation_variants(const std::string& spec) {
     std::vector<AblationVariant> out;
     std::stringstream all(spec);
@@ -26,11 +30,16 @@ std::vector<AblationVariant> parse_ablation_variants(const std::string& spec) {
         if (!names.insert(item).second) fail("--variants: '", item, "' is given twice");
         std::stringstream words(item);
         std::string w;
+        bool chose_softmax = false, chose_share = false;
         while (words >> w) {
-            if (w == "lolcats" || w == "default") continue;
+            if (w == "default") continue;
+            if (w == "lolcats") {  // LoLCATs' recipe; keys after it still apply
+                for (auto& kv : lolcats_recipe()) v.stage1.push_back(kv);
+                continue;
+            }
             const size_t eq = w.find('=');
             if (eq == std::string::npos || eq == 0 || eq + 1 == w.size())
-                fail("--variants: '", w, "' in '", item, "' is not key=value (or lolcats)");
+                fail("--variants: '", w, "' in '", item, "' is not key=value (or lolcats, default)");
             std::string key = w.substr(0, eq), value = w.substr(eq + 1);
             if (key == "stage2") {
                 if (value != "off" && value != "on") fail("--variants: stage2=", value, " (on or off)");
@@ -38,9 +47,13 @@ std::vector<AblationVariant> parse_ablation_variants(const std::string& spec) {
             } else if (key.rfind("stage2_", 0) == 0) {
                 v.stage2.push_back({key.substr(7), value});
             } else {
+                chose_softmax |= key == "keep_softmax" || key == "layers";
+                chose_share |= key == "softmax_share";
                 v.stage1.push_back({key, value});
             }
         }
+        // Layers a variant names stay as named, as on the command line.
+        if (chose_softmax && !chose_share) v.stage1.push_back({"softmax_share", "0"});
         out.push_back(v);
     }
     if (out.empty()) fail("--variants: no variant given (e.g. \"lolcats; window=16\")");

@@ -2,7 +2,8 @@
 // the stage-1 and stage-2 configs' own field tables, so every option a stage has can be
 // ablated and nothing else can.
 //   spec:      "lolcats; window=16; window=128; variant=sw; keep_softmax=4,5; stage2_lr=1e-3"
-//   a variant: assignments separated by spaces; "lolcats" (or "default") alone = no change
+//   a variant: assignments separated by spaces; "default" alone = Lincat's defaults;
+//              "lolcats" = LoLCATs' recipe (f 64, no gate, every layer linear), keys may follow
 //   keys:      any distill field (variant, window, feature_dim, feature_map, affine, layers, lr,
 //              ...), keep_softmax=L,.. (every other layer linearized), stage2_<field> for a
 //              finetune field (stage2_lr, stage2_lora_rank, stage2_steps, ...); stage2=off skips
@@ -25,6 +26,8 @@ struct AblationVariant {
 };
 
 std::vector<AblationVariant> parse_ablation_variants(const std::string& spec);
+// The stage-1 keys 'lolcats' stands for (over Lincat's defaults).
+std::vector<std::pair<std::string, std::string>> lolcats_recipe();
 
 // LinearizeOptions::layers for "keep these layers softmax" (LoLCATs' softmax_attentions):
 // every other layer. "4,5" -> 0,1,2,3 of 6. Errors name `label`.

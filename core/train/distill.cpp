@@ -13,6 +13,7 @@
 #include "eval/perplexity.h"
 #include "train/base_model.h"
 #include "train/checkpoint.h"
+#include "train/softmax_choice.h"
 #include "train/teacher_cache.h"
 #include "train/trainer.h"
 #include "util/error.h"
@@ -52,7 +53,8 @@ DistillOutcome distill(Workspace& ws, BaseModel& base, const DistillConfig& cfg_
         ws.set_run_status(run, RunStatus::Failed, e.what());
         throw;
     }
-    SavedCores softmax_cores(model);
+    std::optional<SavedCores> softmax_cores;
+    softmax_cores.emplace(model);
     torch::manual_seed(cfg.schedule.seed);
     linearize(model, cfg.linearize);  // fresh hybrid cores with seeded feature maps
     TransferLayers transfer = wrap_for_transfer(model, cfg.xent_factor > 0);
@@ -153,6 +155,23 @@ DistillOutcome distill(Workspace& ws, BaseModel& base, const DistillConfig& cfg_
     auto best = ws.best_checkpoint(run);
     out.checkpoint = best ? best->path : ws.last_checkpoint(run)->path;
     out.eval_rows = data.eval;
+
+    // The students' cores go (and the cached activations with them) before layers are chosen.
+    cache.reset();
+    softmax_cores.reset();
+    if (const int64_t count = softmax_layer_count(cfg.softmax_share, int64_t(layers.size())); count > 0) {
+        try {
+            // Training rows, as many as the held-out split: those stay unseen for the figures.
+            const int64_t n = std::min(n_train, std::max<int64_t>(n_eval, 16));
+            SoftmaxChoice choice = keep_best_softmax_layers(ws, run, run_dir, t.steps, base, out.checkpoint,
+                                                            data.train.narrow(0, 0, n), count);
+            out.checkpoint = choice.checkpoint;
+            out.softmax_kept = choice.kept;
+        } catch (const std::exception& e) {
+            ws.set_run_status(run, RunStatus::Failed, e.what());
+            throw;
+        }
+    }
     ws.set_run_status(run, RunStatus::Completed);
     out.status = RunStatus::Completed;
     return out;

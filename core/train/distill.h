@@ -23,10 +23,11 @@ using DistillProgress = TrainProgress;
 struct DistillOutcome {
     int64_t run = 0, steps = 0, tokens = 0;
     std::vector<double> layer_mse_initial, layer_mse_final;  // eval split, one per linearized layer
-    std::vector<int64_t> layers;
+    std::vector<int64_t> layers;                             // trained (the MSE figures' layers)
+    std::vector<int64_t> softmax_kept;        // of those, handed back to softmax after training (softmax_share)
     double teacher_ppl = 0, student_ppl = 0;  // held-out (eval split): add_heldout_perplexity
     torch::Tensor eval_rows;                  // that split, for the caller's evaluation
-    std::string checkpoint;                   // best checkpoint folder
+    std::string checkpoint;                   // best checkpoint folder (without softmax_kept's tensors)
     RunStatus status = RunStatus::Created;
     bool frozen_verified = false;  // every base tensor checked unchanged after training
     // train/teacher_cache.h: bytes held (0: not used) and batches served without the teacher.

@@ -2,6 +2,13 @@
 
 namespace lincat {
 
+LinearizeOptions default_stage1_linearization() {
+    LinearizeOptions o;
+    o.feature_dim = 16;
+    o.gate = GateKind::Decay;
+    return o;
+}
+
 const FieldTable<DistillConfig>& distill_fields() {
     using D = DistillConfig;
     static const FieldTable<D> t = [] {
@@ -28,6 +35,14 @@ const FieldTable<DistillConfig>& distill_fields() {
                         [](D & d) -> auto& { return d.teacher_cache_mb; })
                         .at_least(0)
                         .added_later());
+        t.push_back(field<D>(
+                        "softmax_share",
+                        "share of the linearized layers handed back to softmax after training (rounded up), those "
+                        "whose return lowers next-token loss most (0: all stay linear)",
+                        [](D & d) -> auto& { return d.softmax_share; })
+                        .at_least(0)
+                        .below(1)
+                        .added_later());
         return t;
     }();
     return t;
@@ -39,6 +54,8 @@ std::string DistillConfig::to_json() const {
 
 DistillConfig DistillConfig::from_json(const std::string& text, const std::string& label) {
     DistillConfig c;
+    c.linearize.gate = GateKind::None;  // gate and softmax_share came later; runs before had neither
+    c.softmax_share = 0;
     table_from_json(distill_fields(), parse_json(text, label), c, label);
     return c;
 }

@@ -287,7 +287,7 @@ TEST(Cli, FinetuneEvalGenerateAndExportThroughTheWorkspace) {
                                   " --run 2 --max-rows 2 --json --output " + d.file("eval.json") + " 2>/dev/null");
     ASSERT_EQ(e.code, 0) << e.out;
     json doc = parse_json(e.out, "eval --json");
-    EXPECT_EQ(doc["layer_mse"].size(), 6u);
+    EXPECT_EQ(doc["layer_mse"].size(), 5u);  // stage 1 handed one of the 6 layers back to softmax
     EXPECT_EQ(parse_json(lincat::read_file(d.file("eval.json")), "eval.json")["kl"], doc["kl"]);
     r = run("generate --workspace " + ws + " --run 2 --max-new-tokens 8 --prompt \"Once upon a time\"");
     ASSERT_EQ(r.code, 0) << r.out;
@@ -322,10 +322,10 @@ TEST(Cli, PositionErrorOfARunIsCachedAndNamesWhatItCannotDo) {
         return parse_json(j.out, "position-error --json");
     };
     json doc = json_of("--workspace " + ws + " --run 1 --rows 2");
-    EXPECT_EQ(doc["layers"].size(), 6u);
-    EXPECT_EQ(doc["window_edge"], 32);  // tk 16, start-aligned blocks
+    EXPECT_EQ(doc["layers"].size(), 5u);  // stage 1 handed one of the 6 layers back to softmax
+    EXPECT_EQ(doc["window_edge"], 32);    // tk 16, start-aligned blocks
     EXPECT_EQ(doc["mse"][0].size(), 64u);
-    EXPECT_EQ(doc["head_mse"][5].size(), 6u);
+    EXPECT_EQ(doc["head_mse"][4].size(), 6u);
     EXPECT_GT(doc["beyond_mse"].get<double>(), 1e3 * doc["inside_mse"].get<double>());
     const std::string cache = ws + "/analysis/position-error-run-1-rows-2.json";
     ASSERT_TRUE(std::filesystem::exists(cache));
@@ -337,7 +337,7 @@ TEST(Cli, PositionErrorOfARunIsCachedAndNamesWhatItCannotDo) {
     r = run("position-error --workspace " + ws + " --run 1 --rows 2");
     EXPECT_EQ(r.code, 0) << r.out;
     EXPECT_NE(r.out.find("recomputing"), std::string::npos) << r.out;
-    EXPECT_EQ(parse_json(read_file(cache), cache)["mse"].size(), 6u);
+    EXPECT_EQ(parse_json(read_file(cache), cache)["mse"].size(), 5u);
 
     r = run("eval --workspace " + ws + " --run 1 --max-rows 1");  // run 2
     ASSERT_EQ(r.code, 0) << r.out;

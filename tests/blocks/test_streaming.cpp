@@ -132,7 +132,7 @@ void measure(torch::Dtype dtype, int shards) {
     // A block job of k = 4 layers (block 1: layers 4..7).
     json block = run_json("distill --model " + model + " --workspace " + ws + " --states " + ws +
                           "/states/k4 --block 1 --steps 4 --batch-size 2 --eval-every 2 --checkpoint-every 4"
-                          " --window 16 --json");
+                          " --window 16 --feature-dim 64 --gate none --json");  // the planner row's shape (in above)
     Workspace w = Workspace::open(ws);
     json measured;
     for (auto& r : w.runs())

@@ -224,7 +224,7 @@ class StudioTest : public QObject {
         auto* gate = s->findChild<QComboBox*>("option_gate");
         QVERIFY(gate);
         QCOMPARE(gate->count(), 3);
-        gate->setCurrentText("decay");
+        gate->setCurrentText("gla");  // not the default (decay)
         const QStringList small = {"--seq-len",    "64", "--teacher-sequences", "24", "--batch-size", "2",
                                    "--eval-every", "2",  "--checkpoint-every",  "2",  "--window",     "16"};
         QVERIFY(s->start_stage1(small));
@@ -236,7 +236,7 @@ class StudioTest : public QObject {
         QCOMPARE(ws->runs().size(), size_t(1));
         const int64_t run = ws->runs()[0].id;
         QCOMPARE(ws->run(run).status, RunStatus::Cancelled);
-        QCOMPARE(json::parse(ws->run(run).config_json).value("gate", std::string()), std::string("decay"));
+        QCOMPARE(json::parse(ws->run(run).config_json).value("gate", std::string()), std::string("gla"));
         const size_t done = ws->steps(run, "train").size();
         QVERIFY(done >= 4 && done < 40);
         // Resume from the run tree.
@@ -285,9 +285,9 @@ class StudioTest : public QObject {
             const bool ok = ended && p.exitStatus() == QProcess::NormalExit && p.exitCode() == 0;
             return ok ? QString() : args.join(' ') + ": " + p.errorString() + "\n" + QString::fromUtf8(p.readAll());
         };
-        QString err =
-            lincat({"distill", "--steps", "12", "--seq-len", "64", "--teacher-sequences", "24", "--batch-size", "2",
-                    "--eval-every", "6", "--checkpoint-every", "6", "--window", "16"});  // run 1
+        QString err = lincat({"distill", "--steps", "12", "--seq-len", "64", "--teacher-sequences", "24",
+                              "--batch-size", "2", "--eval-every", "6", "--checkpoint-every", "6", "--window", "16",
+                              "--softmax-share", "0"});  // run 1: every layer linear, so layer 3 below is one
         QVERIFY2(err.isEmpty(), qPrintable(err));
         err = lincat({"eval", "--run", "1"});  // run 2
         QVERIFY2(err.isEmpty(), qPrintable(err));
@@ -438,8 +438,14 @@ class StudioTest : public QObject {
                  qPrintable(s->keep_softmax_hint()));
         QVERIFY2(s->keep_softmax_hint().contains("576 values of KV cache per token"),  // stories15M: 2 x 6 x 48
                  qPrintable(s->keep_softmax_hint()));
+        QWidget* share = s->findChild<QWidget*>("option_softmax_share");
+        QVERIFY(share && share->isEnabled());
         s->keep_worst_button()->click();
         QCOMPARE(s->keep_softmax()->text(), QString("1"));
+        // Named softmax layers stay as named: the share is turned off and not passed.
+        QVERIFY(!share->isEnabled());
+        s->keep_softmax()->clear();
+        QVERIFY(share->isEnabled());
     }
 
     // The ablation table in the studio: every evaluated run with what `lincat ablate` recorded

@@ -16,9 +16,18 @@ TEST(AblationSpec, VariantsAssignStageOneAndStageTwoFields) {
         "feature_dim=32 stage2=off ");
     ASSERT_EQ(v.size(), 4u);
     EXPECT_EQ(v[0].name, "lolcats");
-    EXPECT_TRUE(v[0].stage1.empty() && v[0].stage2.empty() && v[0].run_stage2);
+    EXPECT_TRUE(v[0].stage2.empty() && v[0].run_stage2);
     DistillConfig base;
-    EXPECT_EQ(ablation_distill_config(v[0], base, 6), base);
+    // 'lolcats' is LoLCATs' recipe over Lincat's defaults; 'default' changes nothing.
+    DistillConfig l = ablation_distill_config(v[0], base, 6);
+    EXPECT_EQ(l.linearize.feature_dim, 64);
+    EXPECT_EQ(l.linearize.gate, GateKind::None);
+    EXPECT_EQ(l.softmax_share, 0.0);
+    EXPECT_EQ(l.linearize.window, base.linearize.window);
+    EXPECT_EQ(ablation_distill_config(parse_ablation_variants("default")[0], base, 6), base);
+    EXPECT_EQ(
+        ablation_distill_config(parse_ablation_variants("lolcats feature_dim=32")[0], base, 6).linearize.feature_dim,
+        32);  // keys after it still apply
 
     DistillConfig w = ablation_distill_config(v[1], base, 6);
     EXPECT_EQ(w.linearize.window.size, 16);
@@ -27,6 +36,11 @@ TEST(AblationSpec, VariantsAssignStageOneAndStageTwoFields) {
 
     DistillConfig k = ablation_distill_config(v[2], base, 6);
     EXPECT_EQ(k.linearize.layers, (std::vector<int64_t>{0, 1, 2, 3}));
+    EXPECT_EQ(k.softmax_share, 0.0);  // named softmax layers stay as named
+    EXPECT_EQ(
+        ablation_distill_config(parse_ablation_variants("keep_softmax=5 softmax_share=0.2")[0], base, 6).softmax_share,
+        0.2);
+    EXPECT_EQ(ablation_distill_config(v[1], base, 6).softmax_share, base.softmax_share);
     FinetuneConfig f = ablation_finetune_config(v[2], FinetuneConfig{});
     EXPECT_DOUBLE_EQ(f.schedule.lr, 1e-3);
     EXPECT_EQ(f.lora.rank, 4);

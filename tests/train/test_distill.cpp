@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "attention/transfer.h"
@@ -83,7 +84,14 @@ TEST(Distill, MseFallsOnlyLinearParametersSavedAndCheckpointLoads) {
         numel += w.info(name).numel();
     }
     LlamaModel base = load_llama(model_dir);
-    EXPECT_EQ(numel, linearized_parameter_count(base->config(), c.linearize));
+    // The default hands one layer in eight (rounded up) back to softmax: its tensors are left out.
+    ASSERT_EQ(o.softmax_kept.size(), 1u);
+    EXPECT_EQ(o.layers.size(), 6u);
+    LinearizeOptions saved = checkpoint_linearization(o.checkpoint, nullptr);
+    EXPECT_EQ(saved.layers.size(), 5u);
+    EXPECT_FALSE(std::count(saved.layers.begin(), saved.layers.end(), o.softmax_kept[0]));
+    EXPECT_EQ(numel, linearized_parameter_count(base->config(), saved));
+    EXPECT_EQ(ws.best_checkpoint(o.run)->path, o.checkpoint);
     LlamaModel lin = load_linearized(model_dir, o.checkpoint);
     EXPECT_TRUE(torch::equal(lin->named_parameters()["model.layers.2.mlp.up_proj.weight"],
                              base->named_parameters()["model.layers.2.mlp.up_proj.weight"]));

@@ -200,19 +200,24 @@ TEST(Options, RecordsAreTheTablesJson) {
 
 TEST(Options, OlderRecordsReadTheirDefaults) {
     // A stage-1 record from before block_align, decode_window, identity_init, xent_factor,
-    // data_seed, gate and teacher_cache_mb were kept: those read as the defaults, data_seed as
+    // data_seed, gate, teacher_cache_mb and softmax_share were kept: those read as the defaults, data_seed as
     // the run's seed.
     json j = json::parse(DistillConfig{}.to_json());
-    for (const char* k :
-         {"block_align", "decode_window", "identity_init", "xent_factor", "data_seed", "gate", "teacher_cache_mb"})
+    for (const char* k : {"block_align", "decode_window", "identity_init", "xent_factor", "data_seed", "gate",
+                          "teacher_cache_mb", "softmax_share"})
         j.erase(k);
     j["seed"] = 9;
     DistillConfig c = DistillConfig::from_json(j.dump(), "old run");
     EXPECT_EQ(c.schedule.seed, 9u);
     EXPECT_EQ(c.data.seed, 9u);
     EXPECT_EQ(c.linearize.window.align, BlockAlign::Start);
-    EXPECT_EQ(c.linearize.gate, GateKind::None);
+    EXPECT_EQ(c.linearize.gate, GateKind::None);  // what those runs did, not today's decay
+    EXPECT_EQ(c.softmax_share, 0.0);
     EXPECT_EQ(c.teacher_cache_mb, DistillConfig{}.teacher_cache_mb);
+    // Today's records keep their gate and share.
+    DistillConfig now = DistillConfig::from_json(DistillConfig{}.to_json(), "new run");
+    EXPECT_EQ(now.linearize.gate, GateKind::Decay);
+    EXPECT_EQ(now.softmax_share, 0.125);
 }
 
 TEST(Options, BadRecordsNameTheField) {
