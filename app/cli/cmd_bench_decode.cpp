@@ -1,8 +1,10 @@
 // lincat bench decode: whole-model decoding, softmax teacher (KV cache) vs linearized model
 // (window ring buffer + linear state), after contexts of 256 .. 64K tokens, in one run:
-// tokens/s and the size of the per-sequence state, with ratios. Positions past the model's
-// trained length are fine here: speed and memory do not depend on what the tokens mean.
+// tokens/s (the median of alternating rounds) and the size of the per-sequence state, with ratios. Positions past the
+// model's trained length are fine here: speed and memory do not depend on what the tokens mean.
+#include <algorithm>
 #include <chrono>
+#include <optional>
 #include <cstdio>
 
 #include "attention/linearize.h"
@@ -10,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "model/model_dir.h"
+#include "train/distill_config.h"
 #include "train/checkpoint.h"
 #include "train/linearized_model.h"
 #include "util/error.h"
@@ -24,27 +27,64 @@ struct DecodeMeasure {
     int64_t state_bytes = 0;
 };
 
-// Prefills n random tokens per row (in chunks for the KV cache; in one chunked-form call for
-// the hybrid state, which absorbs a whole prefill), then times `steps` decode steps.
-DecodeMeasure measure_decode(LlamaModel& model, int64_t n, int64_t batch, int64_t steps, int64_t prefill_chunk) {
-    using Clock = std::chrono::steady_clock;
-    torch::NoGradGuard ng;
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(1234);
-    auto tokens = torch::randint(3, model->config().vocab_size, {batch, n + steps + 1}, gen, torch::kLong);
-    ModelState state = model->new_state();
-    DecodeMeasure m;
-    auto t0 = Clock::now();
-    for (int64_t s = 0; s < n; s += prefill_chunk)
-        model->hidden(tokens.narrow(1, s, std::min(prefill_chunk, n - s)), &state);  // no LM head for the prompt
-    m.prefill_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    model->forward(tokens.narrow(1, n, 1), &state);  // warm-up step
-    auto t1 = Clock::now();
-    for (int64_t i = 0; i < steps; ++i) model->forward(tokens.narrow(1, n + 1 + i, 1), &state);
-    double secs = std::chrono::duration<double>(Clock::now() - t1).count();
-    m.tokens_per_second = double(batch * steps) / secs;
-    m.ms_per_step = 1e3 * secs / double(steps);
-    m.state_bytes = state.bytes();
-    return m;
+// One model's decode after a prefill of n random tokens per row (in chunks for the KV cache; in
+// one chunked-form call for the hybrid state, which absorbs a whole prefill).
+struct DecodeRun {
+    LlamaModel model{nullptr};
+    ModelState state;
+    torch::Tensor tokens;
+    int64_t next = 0;  // position of the next token to decode
+    std::vector<double> round_ms;
+    double prefill_seconds = 0;
+
+    DecodeRun(LlamaModel m, int64_t n, int64_t batch, int64_t steps, int64_t prefill_chunk) : model(std::move(m)) {
+        using Clock = std::chrono::steady_clock;
+        torch::NoGradGuard ng;
+        auto gen = at::make_generator<at::CPUGeneratorImpl>(1234);
+        tokens = torch::randint(3, model->config().vocab_size, {batch, n + steps + 1}, gen, torch::kLong);
+        state = model->new_state();
+        auto t0 = Clock::now();
+        for (int64_t s = 0; s < n; s += prefill_chunk)
+            model->hidden(tokens.narrow(1, s, std::min(prefill_chunk, n - s)), &state);  // no LM head for the prompt
+        prefill_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+        next = n;
+        step(1);  // warm-up
+        round_ms.clear();
+    }
+    // Times k decode steps as one round.
+    void step(int64_t k) {
+        torch::NoGradGuard ng;
+        auto t0 = std::chrono::steady_clock::now();
+        for (int64_t i = 0; i < k; ++i) model->forward(tokens.narrow(1, next++, 1), &state);
+        round_ms.push_back(1e3 * std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
+                           double(k));
+    }
+    DecodeMeasure measure(int64_t batch) const {
+        std::vector<double> ms = round_ms;
+        std::sort(ms.begin(), ms.end());
+        DecodeMeasure m;
+        m.ms_per_step = ms[ms.size() / 2];  // the median round: robust to this machine's drifts
+        m.tokens_per_second = 1e3 * double(batch) / m.ms_per_step;
+        m.prefill_seconds = prefill_seconds;
+        m.state_bytes = state.bytes();
+        return m;
+    }
+};
+
+// The teacher and the linearized model decode in alternating rounds of 8 steps, so a drift of
+// the machine's speed (seen here: +-20% within a minute) falls on both alike.
+std::pair<DecodeMeasure, DecodeMeasure> measure_pair(LlamaModel teacher, LlamaModel linear, int64_t n, int64_t batch,
+                                                     int64_t steps, bool with_teacher) {
+    std::optional<DecodeRun> t;
+    if (with_teacher) t.emplace(teacher, n, batch, steps, 1024);
+    DecodeRun l(linear, n, batch, steps, n);
+    const int64_t round = std::min<int64_t>(8, steps);
+    for (int64_t done = 0; done < steps; done += round) {
+        const int64_t k = std::min(round, steps - done);
+        if (t) t->step(k);
+        l.step(k);
+    }
+    return {t ? t->measure(batch) : DecodeMeasure{}, l.measure(batch)};
 }
 
 std::string mb(int64_t bytes) {
@@ -64,7 +104,7 @@ int bench_decode(const Argv& argv) {
                 {"workspace", "workspace holding --run"},
                 {"context", "context lengths", false, "256,1K,4K,16K"},
                 {"batch", "sequences decoded together", false, "1"},
-                {"steps", "decode steps timed per context", false, "32"},
+                {"steps", "decode steps timed per context (rounds of 8)", false, "64"},
                 {"teacher-up-to", "longest context the softmax teacher is run at (its prefill is quadratic)", false,
                  "16K"},
                 {"json", "print the rows as a JSON array", true}}),
@@ -78,7 +118,7 @@ int bench_decode(const Argv& argv) {
         contexts.push_back(v);
     }
     if (contexts.empty()) fail("--context: give at least one length");
-    const int64_t batch = a.get_int("batch", 1), steps = a.get_int("steps", 32);
+    const int64_t batch = a.get_int("batch", 1), steps = a.get_int("steps", 64);
     const int64_t teacher_up_to = parse_count(a.get("teacher-up-to", "16K"), "--teacher-up-to", /*binary=*/true);
     if (batch <= 0 || steps <= 0) fail("--batch and --steps must be positive");
 
@@ -87,7 +127,7 @@ int bench_decode(const Argv& argv) {
     LlamaModel linear{nullptr};
     if (checkpoint.empty()) {
         linear = load_llama(dir);
-        linearize(linear, LinearizeOptions{});
+        linearize(linear, DistillConfig{}.linearize);
     } else {
         linear = load_linearized(dir, checkpoint);
     }
@@ -99,8 +139,7 @@ int bench_decode(const Argv& argv) {
     json rows = json::array();
     for (int64_t n : contexts) {
         const bool with_teacher = n <= teacher_up_to;
-        DecodeMeasure t = with_teacher ? measure_decode(teacher, n, batch, steps, 1024) : DecodeMeasure{};
-        DecodeMeasure l = measure_decode(linear, n, batch, steps, n);
+        auto [t, l] = measure_pair(teacher, linear, n, batch, steps, with_teacher);
         json row = {{"context", n},
                     {"batch", batch},
                     {"linear_tokens_per_second", l.tokens_per_second},
