@@ -22,7 +22,9 @@ static std::vector<OptionSpec> distill_options() {
         {"workspace", "workspace folder (created if missing)"},
         {"data", "comma-separated text / .jsonl (Alpaca) files", false, "text sampled from the teacher"},
         {"tokens", "train on about this many tokens (sets --steps)"},
-        {"keep-softmax", "layers kept softmax, e.g. 4,5: every other layer is linearized (instead of --layers)"}};
+        {"keep-softmax",
+         "layers kept softmax, e.g. 4,5: every other layer is linearized (instead of --layers); with "
+         "either, no layer is handed back unless --softmax-share is given"}};
     for (auto& spec : table_options(distill_fields())) o.push_back(spec);
     o.insert(o.end(),
              {{"resume", "continue run RUN from its last checkpoint (or: lincat resume --run RUN)"},

@@ -79,7 +79,8 @@ int cmd_linearize(const Argv& argv) {
         {"data", "comma-separated text / .jsonl (Alpaca) files", false, "text sampled from the teacher"},
         {"tasks", "multiple-choice JSONL files for the final eval"},
         {"keep-softmax",
-         "layers kept softmax (LoLCATs' softmax_attentions), e.g. 4,5: every other layer is linearized"},
+         "layers kept softmax (LoLCATs' softmax_attentions), e.g. 4,5: every other layer is linearized and none is "
+         "handed back (--softmax-share 0 unless given)"},
         {"stage2",
          "auto: run stage 2 only when stage 1's held-out perplexity is " +
              std::to_string(int(100 * kStage2MinGap + 0.5)) + "% or more above the teacher's; on; off",
