@@ -152,8 +152,11 @@ DistillOutcome distill(Workspace& ws, BaseModel& base, const DistillConfig& cfg_
     out.tokens = t.tokens;
     out.layer_mse_initial = t.initial_layer;
     out.layer_mse_final = t.final_layer;
-    auto best = ws.best_checkpoint(run);
-    out.checkpoint = best ? best->path : ws.last_checkpoint(run)->path;
+    // Training's best, not a softmax choice a killed run recorded before it was resumed.
+    out.checkpoint = ws.last_checkpoint(run)->path;
+    for (const CheckpointRecord& c : ws.checkpoints(run))
+        if (c.is_best && fs::weakly_canonical(c.path) != fs::weakly_canonical(softmax_choice_dir(run_dir)))
+            out.checkpoint = c.path;
     out.eval_rows = data.eval;
 
     // The students' cores go (and the cached activations with them) before layers are chosen.

@@ -17,6 +17,10 @@ int64_t softmax_layer_count(double share, int64_t linearized) {
     return std::min(n, linearized - 1);
 }
 
+std::string softmax_choice_dir(const std::string& run_dir) {
+    return run_dir + "/best-softmax-layers";
+}
+
 SoftmaxChoice keep_best_softmax_layers(Workspace& ws, int64_t run, const std::string& run_dir, int64_t step,
                                        BaseModel& base, const std::string& checkpoint, const torch::Tensor& rows,
                                        int64_t count) {
@@ -56,7 +60,7 @@ SoftmaxChoice keep_best_softmax_layers(Workspace& ws, int64_t run, const std::st
     for (int64_t l : c.layers)
         if (!std::binary_search(c.kept.begin(), c.kept.end(), l)) o.layers.push_back(l);
     for (int64_t l : c.kept) model->layer(l)->self_attn->set_core(softmax[size_t(l)]);
-    c.checkpoint = run_dir + "/best-softmax-layers";
+    c.checkpoint = softmax_choice_dir(run_dir);
     const std::string sha = save_linear_checkpoint(c.checkpoint, model, o, hash);
     ws.record_checkpoint(run, step, c.checkpoint, sha, /*is_best=*/true);
     std::string kept;

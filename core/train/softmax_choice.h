@@ -25,8 +25,11 @@ struct SoftmaxChoice {
     std::string checkpoint;                  // the new checkpoint (kept layers' tensors left out)
 };
 
+// Where keep_best_softmax_layers writes its checkpoint inside a run's folder.
+std::string softmax_choice_dir(const std::string& run_dir);
+
 // Scores each linearized layer of `checkpoint` on `rows` (token ids, N x T) and writes
-// <run_dir>/best-softmax-layers: the same tensors less the `count` best layers', recorded as the
+// softmax_choice_dir(run_dir): the same tensors less the `count` best layers', recorded as the
 // run's best checkpoint. The base model is left as it was given. Prints one line per layer.
 SoftmaxChoice keep_best_softmax_layers(Workspace& ws, int64_t run, const std::string& run_dir, int64_t step,
                                        BaseModel& base, const std::string& checkpoint, const torch::Tensor& rows,

@@ -101,3 +101,27 @@ TEST(SoftmaxChoice, KeepsTheLayersWhoseSoftmaxLowersLossMostAndSavesTheRest) {
     EXPECT_THROW(keep_best_softmax_layers(ws, o.run, run_dir, o.steps, base, all_linear, rows, 6),
                  std::exception);  // every layer softmax is no linearization
 }
+
+// A run killed after its choice was recorded but before it was marked completed chooses again
+// from training's best checkpoint (all layers), not from the one that already left a layer out.
+TEST(SoftmaxChoice, AResumedRunChoosesFromTrainingsBestCheckpoint) {
+    init_torch_threads();
+    TempDir d;
+    Workspace ws = Workspace::open(d.file("ws"));
+    DistillConfig c;
+    c.data.seq_len = 64;
+    c.data.teacher_sequences = 24;
+    c.schedule.batch_size = 2;
+    c.schedule.steps = 4;
+    c.schedule.eval_every = 2;
+    c.schedule.checkpoint_every = 2;
+    c.linearize.window.size = 16;
+    BaseModel base = load_base_model(lincat::test::default_model_dir());
+    DistillOutcome first = distill(ws, base, c, std::nullopt, {});
+    ASSERT_EQ(first.softmax_kept.size(), 1u);
+    ws.set_run_status(first.run, RunStatus::Running);  // as if killed before "completed"
+    DistillOutcome again = distill(ws, base, c, first.run, {});
+    ASSERT_EQ(again.status, RunStatus::Completed);
+    EXPECT_EQ(again.softmax_kept, first.softmax_kept);
+    EXPECT_EQ(checkpoint_linearization(again.checkpoint, nullptr).layers.size(), 5u);  // not 4
+}
