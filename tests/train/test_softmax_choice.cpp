@@ -20,6 +20,24 @@
 using namespace lincat;
 using lincat::test::TempDir;
 
+namespace {
+
+// A few steps of stage 1 on short rows; window 16 is shorter than the rows, or every layer
+// would be exact and every choice a tie.
+DistillConfig small_config(int64_t steps) {
+    DistillConfig c;
+    c.data.seq_len = 64;
+    c.data.teacher_sequences = 24;
+    c.schedule.batch_size = 2;
+    c.schedule.steps = steps;
+    c.schedule.eval_every = steps / 2;
+    c.schedule.checkpoint_every = steps / 2;
+    c.linearize.window.size = 16;
+    return c;
+}
+
+}  // namespace
+
 TEST(SoftmaxChoice, LayerCountRoundsUpAndLeavesALinearLayer) {
     EXPECT_EQ(softmax_layer_count(0.125, 6), 1);
     EXPECT_EQ(softmax_layer_count(0.125, 8), 1);  // exactly one in eight, not two by rounding
@@ -36,15 +54,8 @@ TEST(SoftmaxChoice, KeepsTheLayersWhoseSoftmaxLowersLossMostAndSavesTheRest) {
     TempDir d;
     Workspace ws = Workspace::open(d.file("ws"));
     const std::string dir = lincat::test::default_model_dir();
-    DistillConfig c;
-    c.data.seq_len = 64;
-    c.data.teacher_sequences = 24;
-    c.schedule.batch_size = 2;
-    c.schedule.steps = 6;
-    c.schedule.eval_every = 3;
-    c.schedule.checkpoint_every = 3;
-    c.linearize.window.size = 16;  // shorter than the rows, or every layer would be exact
-    c.softmax_share = 0;           // all linear: the choice below is made by hand
+    DistillConfig c = small_config(6);
+    c.softmax_share = 0;  // all linear: the choice below is made by hand
     BaseModel base = load_base_model(dir);
     DistillOutcome o = distill(ws, base, c, std::nullopt, {});
     ASSERT_EQ(o.status, RunStatus::Completed);
@@ -108,14 +119,7 @@ TEST(SoftmaxChoice, AResumedRunChoosesFromTrainingsBestCheckpoint) {
     init_torch_threads();
     TempDir d;
     Workspace ws = Workspace::open(d.file("ws"));
-    DistillConfig c;
-    c.data.seq_len = 64;
-    c.data.teacher_sequences = 24;
-    c.schedule.batch_size = 2;
-    c.schedule.steps = 4;
-    c.schedule.eval_every = 2;
-    c.schedule.checkpoint_every = 2;
-    c.linearize.window.size = 16;
+    DistillConfig c = small_config(4);
     BaseModel base = load_base_model(lincat::test::default_model_dir());
     DistillOutcome first = distill(ws, base, c, std::nullopt, {});
     ASSERT_EQ(first.softmax_kept.size(), 1u);
