@@ -3,6 +3,9 @@
 # followed by `--resume`, until the run completes. Then: its final checkpoint must equal an
 # uninterrupted run's (max |diff| <= 1e-5: same data order, restored optimizer; fp32 noise
 # only), and the database must hold each step's train row exactly once.
+# Without the teacher cache: a resumed run refills it from batches whose rows keep other company
+# than the uninterrupted run's first epoch, and some BLAS kernels (OpenBLAS's AVX-512 sgemm)
+# round a row by its place in the batch, which 300 steps grow to 2e-5.
 #   tests/fault/kill_resume.sh LINCAT_BINARY [KILLS=20] [SEED=1]
 set -euo pipefail
 lincat="$1"; kills="${2:-20}"; seed="${3:-1}"
@@ -11,7 +14,7 @@ trap 'rm -rf "$work"' EXIT
 ws="$work/ws"
 steps=300
 args=(--workspace "$ws" --steps $steps --seq-len 64 --teacher-sequences 24 --batch-size 2 --window 16
-      --eval-every 4 --checkpoint-every 4)
+      --eval-every 4 --checkpoint-every 4 --teacher-cache-mb 0)
 export OMP_NUM_THREADS=1 LINCAT_THREADS=1
 
 "$lincat" distill "${args[@]}" > "$work/reference.out" 2>&1   # run 1, uninterrupted (also caches the data)
