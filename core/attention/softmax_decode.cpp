@@ -8,29 +8,43 @@
 
 namespace lincat {
 
+static bool fp32_or_bf16(torch::ScalarType t) {
+    return t == torch::kFloat32 || t == torch::kBFloat16;
+}
+
 bool softmax_decode_applies(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
-    if (!q.device().is_cpu() || q.scalar_type() != torch::kFloat32 || k.scalar_type() != torch::kFloat32 ||
-        v.scalar_type() != torch::kFloat32)
+    if (!q.device().is_cpu() || !fp32_or_bf16(q.scalar_type()) || !fp32_or_bf16(k.scalar_type()) ||
+        v.scalar_type() != k.scalar_type())
         return false;
     if (torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad())) return false;
     if (k.stride(3) != 1 || v.stride(3) != 1) return false;
     return q.size(2) * q.size(3) <= kDecodeLoopMaxRows;  // G x T rows per kv head
 }
 
+// bf16 widens exactly to fp32 (its bits are fp32's top half).
+static inline float widen(float x) {
+    return x;
+}
+static inline float widen(c10::BFloat16 x) {
+    return float(x);
+}
+
 // Eight partial sums so the compiler vectorises the dot product without reassociating floats.
-static inline float dot(const float* a, const float* b, int64_t n) {
+template <typename KV>
+static inline float dot(const float* a, const KV* b, int64_t n) {
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; ++l) acc[l] += a[i + l] * b[i + l];
+        for (int l = 0; l < 8; ++l) acc[l] += a[i + l] * widen(b[i + l]);
     float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; i < n; ++i) s += a[i] * b[i];
+    for (; i < n; ++i) s += a[i] * widen(b[i]);
     return s;
 }
 
-torch::Tensor softmax_decode_attention(const torch::Tensor& q_in, const torch::Tensor& k, const torch::Tensor& v,
-                                       int64_t q_start, int64_t sliding_window) {
-    const auto q = q_in.contiguous();
+// KV is the cache's element type; q and the output are fp32.
+template <typename KV>
+static torch::Tensor decode(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, int64_t q_start,
+                            int64_t sliding_window) {
     const int64_t B = q.size(0), Hkv = q.size(1), G = q.size(2), T = q.size(3), D = q.size(4), S = k.size(2);
     const int64_t rows = G * T;
     // Keys row r may see: [lo(r), hi(r)], causal and inside the window.
@@ -40,8 +54,8 @@ torch::Tensor softmax_decode_attention(const torch::Tensor& q_in, const torch::T
         lo = sliding_window > 0 ? std::max<int64_t>(0, pos - sliding_window + 1) : 0;
     };
     const float* qp = q.data_ptr<float>();
-    const float* kp = k.data_ptr<float>();
-    const float* vp = v.data_ptr<float>();
+    const KV* kp = k.data_ptr<KV>();
+    const KV* vp = v.data_ptr<KV>();
     const int64_t ks0 = k.stride(0), ks1 = k.stride(1), ks2 = k.stride(2);
     const int64_t vs0 = v.stride(0), vs1 = v.stride(1), vs2 = v.stride(2);
     const float scale = float(1.0 / std::sqrt(double(D)));
@@ -51,7 +65,7 @@ torch::Tensor softmax_decode_attention(const torch::Tensor& q_in, const torch::T
     float* sp = scores.data_ptr<float>();
     at::parallel_for(0, B * Hkv, 1, [&](int64_t begin, int64_t end) {
         for (int64_t item = begin; item < end; ++item) {
-            const float* K = kp + (item / Hkv) * ks0 + (item % Hkv) * ks1;
+            const KV* K = kp + (item / Hkv) * ks0 + (item % Hkv) * ks1;
             const float* Q = qp + item * rows * D;
             float* sc = sp + item * rows * S;
             for (int64_t r = 0; r < rows; ++r) {
@@ -69,7 +83,7 @@ torch::Tensor softmax_decode_attention(const torch::Tensor& q_in, const torch::T
     float* op = out.data_ptr<float>();
     at::parallel_for(0, B * Hkv, 1, [&](int64_t begin, int64_t end) {
         for (int64_t item = begin; item < end; ++item) {
-            const float* V = vp + (item / Hkv) * vs0 + (item % Hkv) * vs1;
+            const KV* V = vp + (item / Hkv) * vs0 + (item % Hkv) * vs1;
             for (int64_t r = 0; r < rows; ++r) {
                 int64_t lo, hi;
                 key_range(r, lo, hi);
@@ -77,13 +91,23 @@ torch::Tensor softmax_decode_attention(const torch::Tensor& q_in, const torch::T
                 float* o = op + (item * rows + r) * D;
                 for (int64_t s = lo; s <= hi; ++s) {
                     const float ws = wr[s];
-                    const float* vs = V + s * vs2;
-                    for (int64_t d = 0; d < D; ++d) o[d] += ws * vs[d];
+                    const KV* vs = V + s * vs2;
+                    for (int64_t d = 0; d < D; ++d) o[d] += ws * widen(vs[d]);
                 }
             }
         }
     });
     return out;
+}
+
+torch::Tensor softmax_decode_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                       int64_t q_start, int64_t sliding_window) {
+    // A bf16 cache is read as bf16 (half the bytes of a step that is bound by reading it) and
+    // widened in registers; queries are few, so they are converted once.
+    const auto qf = q.to(torch::kFloat32).contiguous();
+    auto out = k.scalar_type() == torch::kBFloat16 ? decode<c10::BFloat16>(qf, k, v, q_start, sliding_window)
+                                                   : decode<float>(qf, k, v, q_start, sliding_window);
+    return out.to(q.scalar_type());
 }
 
 }  // namespace lincat

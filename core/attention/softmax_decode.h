@@ -14,13 +14,14 @@ namespace lincat {
 // and where every query sees its own key.
 constexpr int64_t kDecodeLoopMaxRows = 16;
 
-// True when softmax_decode_attention serves these inputs: CPU, fp32, unit stride in the head
+// True when softmax_decode_attention serves these inputs: CPU, fp32 or bf16 (k and v alike), unit stride in the head
 // dim, no graph to record, at most kDecodeLoopMaxRows query rows per kv head.
 bool softmax_decode_applies(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v);
 
 // q (B, Hkv, G, T, D) grouped by kv head, at positions [q_start, q_start + T); k, v (B, Hkv, S, D)
 // (any strides with unit stride in D, e.g. a KV cache's narrowed view). Causal, with an optional
-// sliding window (0 = none). fp32 accumulation; returns (B, Hkv, G, T, D) fp32.
+// sliding window (0 = none). fp32 accumulation over a cache read in its own dtype; returns
+// (B, Hkv, G, T, D) in q's dtype.
 torch::Tensor softmax_decode_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                        int64_t q_start, int64_t sliding_window);
 

@@ -101,12 +101,37 @@ TEST(SoftmaxAttention, DecodeLoopMatchesTheNaiveLoopOverACacheView) {
             }
 }
 
+TEST(SoftmaxAttention, DecodeLoopReadsABf16CacheAsTheNaiveLoopOnItsValues) {
+    // A bf16 model's cache is read in bf16 and widened exactly, so the loop must equal the fp32
+    // spec on the bf16 values themselves; only the bf16 rounding of the output (2^-8 relative,
+    // outputs of size ~1) separates them.
+    torch::manual_seed(4);
+    const int64_t S = 37, D = 48, T = 1;
+    auto q = torch::randn({3, 6, S, D}).to(torch::kBFloat16), k = torch::randn({3, 2, S, D}).to(torch::kBFloat16),
+         v = torch::randn({3, 2, S, D}).to(torch::kBFloat16);
+    KVCache cache;
+    cache.append(k, v);
+    ASSERT_EQ(cache.keys().scalar_type(), torch::kBFloat16);
+    for (int64_t window : {0, 7}) {
+        auto qt = q.slice(2, S - T);
+        ASSERT_TRUE(softmax_decode_applies(qt.reshape({3, 2, 3, T, D}), cache.keys(), cache.values()));
+        auto fast = softmax_attention(qt, cache.keys(), cache.values(), S - T, window);
+        EXPECT_EQ(fast.scalar_type(), torch::kBFloat16);
+        auto f32 = [](const torch::Tensor& t) { return t.to(torch::kFloat32); };
+        auto want = naive_attention(f32(q), f32(k), f32(v), window).slice(2, S - T);
+        auto err = (f32(fast) - want).abs().max().item<double>();
+        EXPECT_LT(err, 8e-3) << "window " << window;
+    }
+}
+
 TEST(SoftmaxAttention, DecodeLoopLeavesGraphsAndLongQueriesToTheMatmulPath) {
     auto q = torch::randn({1, 2, 1, 2, 8}), k = torch::randn({1, 2, 5, 8}), v = torch::randn({1, 2, 5, 8});
     EXPECT_TRUE(softmax_decode_applies(q, k, v));
     EXPECT_FALSE(softmax_decode_applies(q.clone().requires_grad_(true), k, v));  // autograd needs the graph
     EXPECT_FALSE(softmax_decode_applies(torch::randn({1, 2, 1, 17, 8}), k, v));  // 17 rows > 16
-    EXPECT_FALSE(softmax_decode_applies(q.to(torch::kBFloat16), k, v));          // fp32 only
+    EXPECT_TRUE(softmax_decode_applies(q.to(torch::kBFloat16), k.to(torch::kBFloat16), v.to(torch::kBFloat16)));
+    EXPECT_FALSE(softmax_decode_applies(q, k.to(torch::kBFloat16), v));  // k and v of one dtype
+    EXPECT_FALSE(softmax_decode_applies(q.to(torch::kHalf), k, v));      // fp32 or bf16 only
     torch::NoGradGuard ng;  // without grad mode a leaf that wants grad records nothing
     EXPECT_TRUE(softmax_decode_applies(q.clone().requires_grad_(true), k, v));
 }
