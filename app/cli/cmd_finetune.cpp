@@ -72,6 +72,7 @@ int cmd_linearize(const Argv& argv) {
                                                                      {"softmax_share", ""},
                                                                      {"seq_len", ""},
                                                                      {"teacher_sequences", ""},
+                                                                     {"sample_dtype", ""},
                                                                      {"seed", ""}};
     std::vector<OptionSpec> specs = {
         {"model", "model folder or cache name", false, "default"},

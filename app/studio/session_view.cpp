@@ -67,8 +67,8 @@ SessionView::SessionView(QWidget* parent) : QWidget(parent) {
     stage1_form_ = std::make_unique<OptionForm>(
         f1, distill_fields(),
         std::vector<std::string>{"steps", "lr", "variant", "window", "feature_map", "feature_dim", "gate",
-                                 "softmax_share", "layers", "seq_len", "teacher_sequences", "batch_size", "eval_every",
-                                 "checkpoint_every"});
+                                 "softmax_share", "layers", "seq_len", "teacher_sequences", "sample_dtype",
+                                 "batch_size", "eval_every", "checkpoint_every"});
     stage1_steps()->setObjectName("stage1Steps");
     // Not fields of the run's config but of the command (as in `lincat distill`).
     keep_softmax_ = new QLineEdit;

@@ -26,6 +26,11 @@ const FieldTable<DataSpec>& data_fields() {
             "eval_fraction", "held-out fraction of the sequences", [](D & d) -> auto& { return d.eval_fraction; })
             .above(0)
             .below(1),
+        field<D>(
+            "sample_dtype", "precision of teacher sampling (auto: bf16 where native)",
+            [](D & d) -> auto& { return d.sample_dtype; })
+            .one_of({"auto", "model", "bf16"})
+            .added_later(),
     };
     return t;
 }
@@ -36,6 +41,7 @@ std::string data_spec_to_json(const DataSpec& s) {
 
 DataSpec data_spec_from_json(const std::string& text, const std::string& label) {
     DataSpec s;
+    s.sample_dtype = "model";  // sample_dtype came later; runs before sampled the model as loaded
     table_from_json(data_fields(), parse_json(text, label), s, label);
     return s;
 }

@@ -18,6 +18,9 @@ struct DataSpec {
     int64_t seq_len = 256;                 // capped by the model: default_seq_len()
     uint64_t seed = 0;
     double eval_fraction = 0.1;  // the last sequences form the held-out split
+    // Precision the teacher samples in: "auto" (bf16 where the hardware computes it natively,
+    // a GPU or a CPU with AVX512-BF16 / AMX; else the model's), "model" (as loaded), "bf16".
+    std::string sample_dtype = "auto";
     bool operator==(const DataSpec&) const = default;
 };
 
@@ -26,9 +29,11 @@ inline int64_t default_seq_len(int64_t max_position_embeddings) {
     return std::min<int64_t>(DataSpec{}.seq_len, max_position_embeddings);
 }
 
-// {"text_files", "jsonl_files", "teacher_sequences", "seq_len", "seed", "eval_fraction"}.
+// {"text_files", "jsonl_files", "teacher_sequences", "seq_len", "seed", "eval_fraction",
+// "sample_dtype"}.
 const FieldTable<DataSpec>& data_fields();
 std::string data_spec_to_json(const DataSpec& spec);
+// Records from before sample_dtype read "model": those runs sampled the teacher as loaded.
 DataSpec data_spec_from_json(const std::string& text, const std::string& label);
 
 }  // namespace lincat

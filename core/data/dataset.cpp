@@ -8,6 +8,7 @@
 #include "attention/softmax.h"
 #include "data/alpaca.h"
 #include "model/weights.h"
+#include "util/compute.h"
 #include "util/error.h"
 #include "util/file.h"
 #include "util/json.h"
@@ -60,28 +61,31 @@ torch::Tensor inverse_cdf_sample(const torch::Tensor& logits, const torch::Tenso
 }
 
 torch::Tensor sample_teacher_sequences(LlamaModel& model, int64_t n, int64_t len, uint64_t seed, int32_t bos,
-                                       int64_t max_batch) {
+                                       int64_t max_batch, std::optional<torch::Dtype> dtype) {
     torch::NoGradGuard ng;
     // One uniform per token, drawn up front: row r's tokens depend on the seed and r only, not
     // on how rows are batched (tests check that).
     auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
     auto u = torch::rand({n, len}, gen, torch::kFloat32);
-    const auto& w = model->model->embed_tokens->weight;
-    if (max_batch <= 0) max_batch = sampling_batch_rows(model->config(), len, w.element_size());
+    LlamaModel sampler = model;
+    if (dtype && *dtype != model->model->embed_tokens->weight.scalar_type()) sampler = llama_in_dtype(model, *dtype);
+    const auto& w = sampler->model->embed_tokens->weight;
+    if (max_batch <= 0) max_batch = sampling_batch_rows(sampler->config(), len, w.element_size());
     const int64_t batch = std::min(n, max_batch);
-    ProgressMeter meter("sampling teacher data", n * (len - 1), "tokens");
+    ProgressMeter meter(w.scalar_type() == torch::kBFloat16 ? "sampling teacher data (bf16)" : "sampling teacher data",
+                        n * (len - 1), "tokens");
     meter.update(0);
     auto out = torch::full({n, len}, int64_t(bos), torch::kLong);
     for (int64_t start = 0; start < n; start += batch) {
         const int64_t b = std::min(batch, n - start);
-        ModelState state = model->new_state();
+        ModelState state = sampler->new_state();
         auto seq = out.narrow(0, start, b);
         auto rows_u = u.narrow(0, start, b).to(w.device());
-        auto logits = model->forward(seq.narrow(1, 0, 1), &state).select(1, 0);  // (b, V) fp32
+        auto logits = sampler->forward(seq.narrow(1, 0, 1), &state).select(1, 0);  // (b, V) fp32
         for (int64_t t = 1; t < len; ++t) {
             auto next = inverse_cdf_sample(logits, rows_u.narrow(1, t, 1));
             seq.narrow(1, t, 1).copy_(next);
-            if (t + 1 < len) logits = model->forward(next, &state).select(1, 0);
+            if (t + 1 < len) logits = sampler->forward(next, &state).select(1, 0);
             meter.update(start * (len - 1) + b * t);
         }
     }
@@ -126,10 +130,18 @@ static torch::Tensor pack(const std::vector<int32_t>& stream, int64_t len) {
     return t.view({n, len});
 }
 
+torch::Dtype teacher_sampling_dtype(const DataSpec& spec) {
+    if (spec.sample_dtype == "bf16") return torch::kBFloat16;
+    if (spec.sample_dtype == "model") return compute().dtype;
+    if (spec.sample_dtype != "auto") fail("data: sample_dtype '", spec.sample_dtype, "' is not auto, model or bf16");
+    return compute().device.is_cuda() || cpu_computes_bf16_natively() ? torch::kBFloat16 : compute().dtype;
+}
+
 static std::string teacher_samples_path(const DataSpec& spec, const std::string& cache_dir,
                                         const std::string& model_hash) {
+    const std::string precision = teacher_sampling_dtype(spec) == torch::kFloat32 ? "" : "-bf16";
     return cache_dir + "/teacher-seed" + std::to_string(spec.seed) + "-n" + std::to_string(spec.teacher_sequences) +
-           "-len" + std::to_string(spec.seq_len) + "-" + model_hash.substr(0, 12) + ".safetensors";
+           "-len" + std::to_string(spec.seq_len) + precision + "-" + model_hash.substr(0, 12) + ".safetensors";
 }
 
 bool token_data_needs_teacher(const DataSpec& spec, const std::string& cache_dir, const std::string& model_hash) {
@@ -152,9 +164,12 @@ TokenData load_token_data(const DataSpec& spec, LlamaModel& teacher, const Token
         } else {
             if (tok.bos_id() < 0)
                 fail("data: the model names no BOS (bos_token_id) to start teacher samples from; give --data files");
-            all = sample_teacher_sequences(teacher, spec.teacher_sequences, spec.seq_len, spec.seed, tok.bos_id());
+            all = sample_teacher_sequences(teacher, spec.teacher_sequences, spec.seq_len, spec.seed, tok.bos_id(),
+                                           /*max_batch=*/0, teacher_sampling_dtype(spec));
             std::filesystem::create_directories(cache_dir);
-            save_tensors(path, {{"tokens", all.to(torch::kInt32)}}, {{"base_model_hash", model_hash}});
+            const std::string precision = teacher_sampling_dtype(spec) == torch::kBFloat16 ? "bf16" : "fp32";
+            save_tensors(path, {{"tokens", all.to(torch::kInt32)}},
+                         {{"base_model_hash", model_hash}, {"sampled_in", precision}});
         }
     } else {
         std::vector<int32_t> stream;

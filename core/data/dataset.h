@@ -2,6 +2,7 @@
 // own samples (fixed seed, cached in the workspace), plain text files, or Alpaca-style JSONL.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,9 +19,14 @@ struct TokenData {
 
 // Samples `n` sequences of `len` tokens from BOS with a KV cache (temperature 1), as many rows
 // at a time as fit `sampling_batch_rows` (max_batch > 0 caps it), reporting progress. A row's
-// tokens depend on the seed and its index only, not on the batching.
+// tokens depend on the seed and its index only, not on the batching. With a `dtype` other than
+// the model's, a copy of the model in that dtype samples (the KV cache follows it).
 torch::Tensor sample_teacher_sequences(LlamaModel& model, int64_t n, int64_t len, uint64_t seed, int32_t bos,
-                                       int64_t max_batch = 0);
+                                       int64_t max_batch = 0, std::optional<torch::Dtype> dtype = std::nullopt);
+// The dtype teacher samples for `spec` are drawn in on this machine (DataSpec::sample_dtype).
+// Batch-256 decode is bound by the matmuls and the KV cache's reads, and bf16 halves both's
+// bytes; where bf16 is only emulated, "auto" keeps the model's dtype.
+torch::Dtype teacher_sampling_dtype(const DataSpec& spec);
 // One token per row of logits (b, V) at temperature 1: the first whose cumulative probability
 // exceeds u (b, 1) in [0, 1) times the total. Returns (b, 1) int64 on logits' device.
 torch::Tensor inverse_cdf_sample(const torch::Tensor& logits, const torch::Tensor& u);

@@ -238,6 +238,24 @@ void load_llama_weights(LlamaModel& model, const WeightStore& weights, torch::Dt
     for (auto& p : model->named_parameters()) p.value().set_requires_grad(false);
 }
 
+LlamaModel llama_in_dtype(const LlamaModel& model, torch::Dtype dtype) {
+    torch::NoGradGuard no_grad;
+    LlamaModel copy(model->config(), model->part());
+    auto from = model->named_parameters();
+    auto to = copy->named_parameters();
+    for (auto& p : from)
+        if (!to.contains(p.key()))
+            fail("model copy: parameter '", p.key(), "' is not part of a plain Llama (copy the base model only)");
+    for (auto& p : to) {
+        const torch::Tensor* src = from.find(p.key());
+        if (!src) fail("model copy: the model has no parameter '", p.key(), "'");
+        p.value().set_data(src->to(dtype));
+        p.value().set_requires_grad(false);
+    }
+    copy->eval();
+    return copy;
+}
+
 LlamaModel load_llama(const std::string& dir, std::optional<torch::Dtype> dtype) {
     return load_llama_part(dir, ModelPart::whole(), dtype);
 }

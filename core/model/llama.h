@@ -132,6 +132,11 @@ class LlamaModelImpl : public torch::nn::Module {
 };
 TORCH_MODULE(LlamaModel);
 
+// A copy of a plain (softmax, no LoRA) model with its weights in `dtype`, e.g. a bf16 teacher
+// for sampling next to the fp32 one training reads. Fails if the model has parameters a fresh
+// LlamaModel lacks (hybrid cores, adapters).
+LlamaModel llama_in_dtype(const LlamaModel& model, torch::Dtype dtype);
+
 // Loads config.json and the weights of a Hugging Face model folder. Every parameter must be
 // present with the shape the config implies; extra tensors (e.g. rotary inv_freq) are ignored.
 // Onto compute().device, in `dtype` (default: compute().dtype, fp32 unless --dtype/--device say

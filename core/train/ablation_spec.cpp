@@ -107,16 +107,16 @@ DistillConfig ablation_distill_config(const AblationVariant& v, const DistillCon
         keys.push_back({"layers", json(layers_keeping_softmax(value, num_layers, "variant '" + v.name + "'")).dump()});
     }
     // Data and stage-1 budget stay the same for every variant: the comparison is at the same tokens.
-    static const std::set<std::string> refused = {"teacher_sequences", "seq_len",       "data_seed", "text_files",
-                                                  "jsonl_files",       "eval_fraction", "steps",     "batch_size",
-                                                  "grad_accum"};
+    static const std::set<std::string> refused = {"teacher_sequences", "seq_len",       "data_seed",    "text_files",
+                                                  "jsonl_files",       "eval_fraction", "sample_dtype", "steps",
+                                                  "batch_size",        "grad_accum"};
     return assign(base, keys, "variant '" + v.name + "'", refused);
 }
 
 FinetuneConfig ablation_finetune_config(const AblationVariant& v, const FinetuneConfig& base) {
     static const std::set<std::string> refused = {"stage1_run",  "stage1_checkpoint", "teacher_sequences",
                                                   "seq_len",     "data_seed",         "text_files",
-                                                  "jsonl_files", "eval_fraction"};
+                                                  "jsonl_files", "eval_fraction",     "sample_dtype"};
     return assign(base, v.stage2, "variant '" + v.name + "' stage 2", refused);
 }
 

@@ -56,6 +56,7 @@ DistillConfig DistillConfig::from_json(const std::string& text, const std::strin
     DistillConfig c;
     c.linearize.gate = GateKind::None;  // gate and softmax_share came later; runs before had neither
     c.softmax_share = 0;
+    c.data.sample_dtype = "model";  // and runs before sample_dtype sampled the teacher as loaded
     table_from_json(distill_fields(), parse_json(text, label), c, label);
     return c;
 }

@@ -54,6 +54,7 @@ std::string FinetuneConfig::to_json() const {
 
 FinetuneConfig FinetuneConfig::from_json(const std::string& text, const std::string& label) {
     FinetuneConfig c;
+    c.data.sample_dtype = "model";  // came later: runs before sampled the teacher as loaded
     table_from_json(finetune_fields(), parse_json(text, label), c, label);
     c.validate(label);
     return c;

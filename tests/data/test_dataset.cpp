@@ -54,19 +54,6 @@ TEST(Dataset, BadFilesNameFileAndLine) {
     expect_error([&] { tokens_from_text_file(tok, d.file("nope.txt")); }, {"nope.txt"});
 }
 
-TEST(Dataset, TeacherSamplesAreSeededAndStartAtBos) {
-    LlamaModel m(parse_model_config(R"({"model_type": "llama", "vocab_size": 50, "hidden_size": 16,
-        "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2})",
-                                    "tiny"));
-    auto a = sample_teacher_sequences(m, 5, 12, 7, 1);
-    auto b = sample_teacher_sequences(m, 5, 12, 7, 1);
-    auto c = sample_teacher_sequences(m, 5, 12, 8, 1);
-    EXPECT_TRUE(torch::equal(a, b));
-    EXPECT_FALSE(torch::equal(a, c));
-    EXPECT_TRUE((a.select(1, 0) == 1).all().item<bool>());
-    EXPECT_EQ(a.sizes(), (std::vector<int64_t>{5, 12}));
-}
-
 namespace {
 LlamaModel random_tiny_model(int64_t vocab) {
     LlamaModel m(parse_model_config(R"({"model_type": "llama", "vocab_size": )" + std::to_string(vocab) +
@@ -81,6 +68,17 @@ LlamaModel random_tiny_model(int64_t vocab) {
     return m;
 }
 }  // namespace
+
+TEST(Dataset, TeacherSamplesAreSeededAndStartAtBos) {
+    LlamaModel m = random_tiny_model(50);  // set weights: uninitialised ones may sample one token only
+    auto a = sample_teacher_sequences(m, 5, 12, 7, 1);
+    auto b = sample_teacher_sequences(m, 5, 12, 7, 1);
+    auto c = sample_teacher_sequences(m, 5, 12, 8, 1);
+    EXPECT_TRUE(torch::equal(a, b));
+    EXPECT_FALSE(torch::equal(a, c));
+    EXPECT_TRUE((a.select(1, 0) == 1).all().item<bool>());
+    EXPECT_EQ(a.sizes(), (std::vector<int64_t>{5, 12}));
+}
 
 TEST(Dataset, TeacherSamplesDoNotDependOnBatching) {
     LlamaModel m = random_tiny_model(50);
@@ -138,4 +136,36 @@ TEST(Dataset, InverseCdfSampleMatchesLibTorchsCumsumAndSearchsorted) {
     auto differ = (got != want).sum().item<int64_t>();
     EXPECT_LE(differ, 1);
     EXPECT_LE((got - want).abs().max().item<int64_t>(), 1);
+}
+
+TEST(Dataset, Bf16SamplingIsSeededBatchIndependentAndDrawsAsFp32ExceptAtRoundingEdges) {
+    // A bf16 copy samples, the fp32 teacher is left as it was.
+    const int64_t V = 50, n = 400;
+    LlamaModel m = random_tiny_model(V);
+    auto a = sample_teacher_sequences(m, 7, 20, 11, 1, 0, torch::kBFloat16);
+    auto b = sample_teacher_sequences(m, 7, 20, 11, 1, /*max_batch=*/2, torch::kBFloat16);
+    EXPECT_TRUE(torch::equal(a, b));
+    EXPECT_EQ(m->model->embed_tokens->weight.scalar_type(), torch::kFloat32);
+    // The first token after BOS, drawn with the same uniforms in fp32 and in bf16: bf16's rounding
+    // (about 2^-8 of each logit) moves a draw only where its uniform falls next to a bucket's edge.
+    auto f32 = sample_teacher_sequences(m, n, 2, 5, 1).select(1, 1);
+    auto b16 = sample_teacher_sequences(m, n, 2, 5, 1, 0, torch::kBFloat16).select(1, 1);
+    const int64_t same = (f32 == b16).sum().item<int64_t>();
+    EXPECT_GE(same, n * 9 / 10) << same << " of " << n << " draws agree";
+    EXPECT_LT(same, n) << "bf16 sampling drew exactly the fp32 tokens: did it run in bf16?";
+}
+
+TEST(Dataset, AModelCopyInADtypeHoldsEveryWeight) {
+    LlamaModel m = random_tiny_model(50);
+    torch::NoGradGuard ng;
+    auto tokens = torch::randint(50, {2, 9}, torch::kLong);
+    auto want = m->forward(tokens);
+    // Same dtype: bitwise the same logits, so every weight was copied under its own name.
+    EXPECT_TRUE(torch::equal(llama_in_dtype(m, torch::kFloat32)->forward(tokens), want));
+    LlamaModel half = llama_in_dtype(m, torch::kBFloat16);
+    EXPECT_EQ(half->layer(1)->mlp->down_proj->weight.scalar_type(), torch::kBFloat16);
+    // bf16 weights and activations: logits of size ~3 within a few bf16 ulps.
+    auto err = (half->forward(tokens) - want).abs().max().item<double>();
+    EXPECT_LT(err, 0.25);
+    EXPECT_GT(err, 0.0);
 }

@@ -204,7 +204,7 @@ TEST(Options, OlderRecordsReadTheirDefaults) {
     // the run's seed.
     json j = json::parse(DistillConfig{}.to_json());
     for (const char* k : {"block_align", "decode_window", "identity_init", "xent_factor", "data_seed", "gate",
-                          "teacher_cache_mb", "softmax_share"})
+                          "teacher_cache_mb", "softmax_share", "sample_dtype"})
         j.erase(k);
     j["seed"] = 9;
     DistillConfig c = DistillConfig::from_json(j.dump(), "old run");
@@ -214,10 +214,15 @@ TEST(Options, OlderRecordsReadTheirDefaults) {
     EXPECT_EQ(c.linearize.gate, GateKind::None);  // what those runs did, not today's decay
     EXPECT_EQ(c.softmax_share, 0.0);
     EXPECT_EQ(c.teacher_cache_mb, DistillConfig{}.teacher_cache_mb);
+    EXPECT_EQ(c.data.sample_dtype, "model");  // those runs sampled the teacher as loaded
+    json d = json::parse(data_spec_to_json(DataSpec{}));
+    d.erase("sample_dtype");
+    EXPECT_EQ(data_spec_from_json(d.dump(), "old manifest").sample_dtype, "model");
     // Today's records keep their gate and share.
     DistillConfig now = DistillConfig::from_json(DistillConfig{}.to_json(), "new run");
     EXPECT_EQ(now.linearize.gate, GateKind::Decay);
     EXPECT_EQ(now.softmax_share, 0.125);
+    EXPECT_EQ(now.data.sample_dtype, "auto");
 }
 
 TEST(Options, BadRecordsNameTheField) {
@@ -235,6 +240,9 @@ TEST(Options, BadRecordsNameTheField) {
     j = json::parse(DistillConfig{}.to_json());
     j["lr"] = 0;
     expect_error([&] { DistillConfig::from_json(j.dump(), "cfg"); }, {"'lr'", "> 0"});
+    j = json::parse(DistillConfig{}.to_json());
+    j["sample_dtype"] = "fp8";
+    expect_error([&] { DistillConfig::from_json(j.dump(), "cfg"); }, {"'sample_dtype'", "fp8"});
     json f = json::parse(FinetuneConfig{}.to_json());
     f["lora_targets"] = {"q_proj", "mlp"};
     expect_error([&] { FinetuneConfig::from_json(f.dump(), "cfg"); }, {"'lora_targets'", "mlp"});
