@@ -135,3 +135,17 @@ TEST(SoftmaxAttention, DecodeLoopLeavesGraphsAndLongQueriesToTheMatmulPath) {
     torch::NoGradGuard ng;  // without grad mode a leaf that wants grad records nothing
     EXPECT_TRUE(softmax_decode_applies(q.clone().requires_grad_(true), k, v));
 }
+
+TEST(SoftmaxAttention, OurParallelLoopsRunOnEveryTorchThread) {
+    // at::parallel_for is inline: a file built without OpenMP ran the decode and sampling loops
+    // on one thread while LibTorch's own kernels used all of them.
+    const int saved = at::get_num_threads();
+    at::set_num_threads(2);
+    std::vector<int> ran_on(64, -1);
+    at::parallel_for(0, 64, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) ran_on[size_t(i)] = at::get_thread_num();
+    });
+    at::set_num_threads(saved);
+    EXPECT_EQ(ran_on.front(), 0);
+    EXPECT_EQ(ran_on.back(), 1);  // the second half ran on the second thread
+}
