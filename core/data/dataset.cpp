@@ -137,9 +137,15 @@ torch::Dtype teacher_sampling_dtype(const DataSpec& spec) {
     return compute().device.is_cuda() || cpu_computes_bf16_natively() ? torch::kBFloat16 : compute().dtype;
 }
 
+// The one name of a sampling precision: the cache file's suffix and its sampled_in metadata.
+static std::string sampling_dtype_name(torch::Dtype d) {
+    return d == torch::kBFloat16 ? "bf16" : "fp32";
+}
+
 static std::string teacher_samples_path(const DataSpec& spec, const std::string& cache_dir,
                                         const std::string& model_hash) {
-    const std::string precision = teacher_sampling_dtype(spec) == torch::kFloat32 ? "" : "-bf16";
+    const torch::Dtype d = teacher_sampling_dtype(spec);
+    const std::string precision = d == torch::kFloat32 ? "" : "-" + sampling_dtype_name(d);
     return cache_dir + "/teacher-seed" + std::to_string(spec.seed) + "-n" + std::to_string(spec.teacher_sequences) +
            "-len" + std::to_string(spec.seq_len) + precision + "-" + model_hash.substr(0, 12) + ".safetensors";
 }
@@ -167,9 +173,9 @@ TokenData load_token_data(const DataSpec& spec, LlamaModel& teacher, const Token
             all = sample_teacher_sequences(teacher, spec.teacher_sequences, spec.seq_len, spec.seed, tok.bos_id(),
                                            /*max_batch=*/0, teacher_sampling_dtype(spec));
             std::filesystem::create_directories(cache_dir);
-            const std::string precision = teacher_sampling_dtype(spec) == torch::kBFloat16 ? "bf16" : "fp32";
-            save_tensors(path, {{"tokens", all.to(torch::kInt32)}},
-                         {{"base_model_hash", model_hash}, {"sampled_in", precision}});
+            save_tensors(
+                path, {{"tokens", all.to(torch::kInt32)}},
+                {{"base_model_hash", model_hash}, {"sampled_in", sampling_dtype_name(teacher_sampling_dtype(spec))}});
         }
     } else {
         std::vector<int32_t> stream;
