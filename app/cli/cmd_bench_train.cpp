@@ -51,14 +51,20 @@ double layer_linear_flops(const ModelConfig& c, int64_t tokens) {
     return 2.0 * params * double(tokens);
 }
 
+// The softmax teacher's forward through every layer: projections, MLP, QK and PV (no lm_head).
+double teacher_forward_flops(const ModelConfig& c, int64_t B, int64_t T) {
+    const double BHTT = double(B) * double(c.num_attention_heads) * double(T) * double(T);
+    return double(c.num_hidden_layers) * (layer_linear_flops(c, B * T) + 4 * BHTT * double(c.head_dim));
+}
+
 // with_teacher false: a step on cached teacher activations does only the students' work.
 double stage1_step_flops(const ModelConfig& c, int64_t B, int64_t T, int64_t f, bool with_teacher = true) {
     const double H = double(c.num_attention_heads), d = double(c.head_dim), F = 2.0 * double(f);
     const double N = double(B * T), BHTT = double(B) * H * double(T) * double(T);
-    const double teacher = layer_linear_flops(c, B * T) + 4 * BHTT * d;                      // projections, QK and PV
     const double student_fwd = 2 * 2 * N * H * d * double(f) + 2 * BHTT * F + 4 * BHTT * d;  // maps, linear, window
     const double student_bwd = 2 * (2 * 2 * N * H * d * double(f) + 2 * BHTT * F + 2 * BHTT * d);
-    return double(c.num_hidden_layers) * ((with_teacher ? teacher : 0) + student_fwd + student_bwd);
+    return (with_teacher ? teacher_forward_flops(c, B, T) : 0) +
+           double(c.num_hidden_layers) * (student_fwd + student_bwd);
 }
 
 double stage2_step_flops(const ModelConfig& c, int64_t B, int64_t T, int64_t w) {
@@ -157,8 +163,8 @@ StepRow bench_teacher_forward(BaseModel& base, int64_t B, int64_t T, int warmup,
     r.stage = "stage 1";
     r.seq_len = T;
     r.form = "teacher forward only";
-    r.note = "the floor: no student";
-    r.gflops = 0;
+    r.note = "the floor: no student (GFLOP/s of the teacher's own forward)";
+    r.gflops = teacher_forward_flops(base.model->config(), B, T) / (r.step_ms * 1e-3) / 1e9;
     return r;
 }
 

@@ -181,6 +181,7 @@ TEST(Cli, BenchTrainTimesEveryFormAndThePlainPyTorchStep) {
     for (auto& row : doc["rows"]) {
         forms.insert(row["stage"].get<std::string>() + ": " + row["form"].get<std::string>());
         EXPECT_GT(row["tokens_per_s"].get<double>(), 0.0) << row.dump();
+        EXPECT_GT(row["gflops"].get<double>(), 0.0) << "every row counts its work: " << row.dump();
     }
     for (auto want : {"stage 1: teacher forward only", "stage 1: lincat, reference", "stage 1: lincat, shared scores",
                       "stage 2: lincat, reference", "stage 2: lincat, fused loss"})
