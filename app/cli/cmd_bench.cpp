@@ -9,6 +9,7 @@
 #include "attention/softmax.h"
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "util/error.h"
 #include "util/json.h"
 #include "util/memory_tracker.h"
@@ -144,17 +145,6 @@ Row bench_decode(const HeadShape& shape, int64_t n, int steps) {
     return r;
 }
 
-std::string human_bytes(double b) {
-    char buf[32];
-    if (b >= 1e9)
-        std::snprintf(buf, sizeof buf, "%.2f GB", b / 1e9);
-    else if (b >= 1e6)
-        std::snprintf(buf, sizeof buf, "%.1f MB", b / 1e6);
-    else
-        std::snprintf(buf, sizeof buf, "%.1f kB", b / 1e3);
-    return buf;
-}
-
 std::vector<int64_t> parse_lengths(const std::string& s, const std::string& what) {
     std::vector<int64_t> out;
     for (auto& item : split_list(s)) {
@@ -245,14 +235,15 @@ double sgemm_gflops() {
 }
 
 int cmd_bench(const Argv& argv) {
-    if (argv.empty()) fail("bench: name a benchmark: attention, decode, kernels, load, train");
+    if (argv.empty()) fail("bench: name a benchmark: attention, decode, kernels, load, sample, train");
     Argv rest(argv.begin() + 1, argv.end());
     if (argv[0] == "attention") return bench_attention(rest);
     if (argv[0] == "decode") return bench_decode(rest);
     if (argv[0] == "kernels") return bench_kernels(rest);
     if (argv[0] == "load") return bench_load(rest);
     if (argv[0] == "train") return bench_train(rest);
-    fail("bench: unknown benchmark '", argv[0], "' (known: attention, decode, kernels, load, train)");
+    if (argv[0] == "sample") return bench_sample(rest);
+    fail("bench: unknown benchmark '", argv[0], "' (known: attention, decode, kernels, load, sample, train)");
 }
 
 }  // namespace lincat::cli

@@ -17,6 +17,7 @@ int bench_decode(const Argv& argv);   // `lincat bench decode`
 int bench_kernels(const Argv& argv);  // `lincat bench kernels` (CUDA)
 int bench_load(const Argv& argv);     // `lincat bench load`: peak RSS of loading a model
 int bench_train(const Argv& argv);    // `lincat bench train`: stage-1 / stage-2 step speed
+int bench_sample(const Argv& argv);   // `lincat bench sample`: teacher sampling time
 double sgemm_gflops();                // fp32 2048^3 matmul, best of 4: the rate the benches compare to
 int cmd_distill(const Argv& argv);
 int cmd_plan(const Argv& argv);

@@ -106,4 +106,15 @@ std::string checkpoint_from_args(const Args& a) {
     return run_checkpoint(ws, a.get_int("run", 0));
 }
 
+std::string human_bytes(double b) {
+    char buf[32];
+    if (b >= 1e9)
+        std::snprintf(buf, sizeof buf, "%.2f GB", b / 1e9);
+    else if (b >= 1e6)
+        std::snprintf(buf, sizeof buf, "%.1f MB", b / 1e6);
+    else
+        std::snprintf(buf, sizeof buf, "%.1f kB", b / 1e3);
+    return buf;
+}
+
 }  // namespace lincat::cli

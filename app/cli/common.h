@@ -35,4 +35,7 @@ void add_data_files(DataSpec& spec, const std::string& list);
 // best checkpoint, else its last); "" when neither is given.
 std::string checkpoint_from_args(const Args& a);
 
+// Bytes for a bench table: "1.25 GB", "12.3 MB", "4.0 kB".
+std::string human_bytes(double bytes);
+
 }  // namespace lincat::cli

@@ -15,29 +15,30 @@
 using namespace lincat::cli;
 
 static void usage() {
-    std::fprintf(stderr,
-                 "usage: lincat COMMAND [options]   (lincat COMMAND --help for its options)\n"
-                 "commands:\n"
-                 "  import-llama2c  convert a llama2.c model.bin + tokenizer.bin to a Hugging Face folder\n"
-                 "  generate        generate text from a prompt (prints tokens/s)\n"
-                 "  ppl             perplexity of a model over a text file\n"
-                 "  models          list the models in the cache\n"
-                 "  linearize       stage 1 + stage 2 + eval in one command (the main job)\n"
-                 "  distill         stage 1: attention transfer into hybrid layers (recorded in a workspace)\n"
-                 "  finetune        stage 2: LoRA finetune of a linearized model\n"
-                 "  ablate          linearization variants at the same tokens, one table (ppl, top-1, KL, MSE, state)\n"
-                 "  eval            teacher vs linearized: perplexity, top-1, KL, layer MSE, multiple choice\n"
-                 "  export          write a checkpoint as a merged Hugging Face folder, LoLCATs files or a PEFT adapter\n"
-                 "  import-lolcats  a LoLCATs checkpoint (distill.pt, finetune.pt, YAML) into workspace runs\n"
-                 "  plan            k-block planner: disk, GPU memory and time of block-wise stage 1\n"
-                 "  dump-states     block-wise: save the hidden state entering each block of k layers\n"
-                 "  stitch          block-wise: merge the trained blocks into one stage-1 run\n"
-                 "  slurm           block-wise: write sbatch scripts (dump, block array, stitch) from a plan\n"
-                 "  attention-map   teacher vs student attention weights of a prompt, layer and head (JSON)\n"
-                 "  position-error  where the hybrid loses: output MSE by query position and head\n"
-                 "  resume          continue an unfinished run of any kind from where it stopped\n"
-                 "  bench           benchmarks (bench attention, bench decode, bench kernels)\n"
-                 "global option: --events fd:N|PATH  JSON-lines job events (progress, evaluations, result)\n");
+    std::fprintf(
+        stderr,
+        "usage: lincat COMMAND [options]   (lincat COMMAND --help for its options)\n"
+        "commands:\n"
+        "  import-llama2c  convert a llama2.c model.bin + tokenizer.bin to a Hugging Face folder\n"
+        "  generate        generate text from a prompt (prints tokens/s)\n"
+        "  ppl             perplexity of a model over a text file\n"
+        "  models          list the models in the cache\n"
+        "  linearize       stage 1 + stage 2 + eval in one command (the main job)\n"
+        "  distill         stage 1: attention transfer into hybrid layers (recorded in a workspace)\n"
+        "  finetune        stage 2: LoRA finetune of a linearized model\n"
+        "  ablate          linearization variants at the same tokens, one table (ppl, top-1, KL, MSE, state)\n"
+        "  eval            teacher vs linearized: perplexity, top-1, KL, layer MSE, multiple choice\n"
+        "  export          write a checkpoint as a merged Hugging Face folder, LoLCATs files or a PEFT adapter\n"
+        "  import-lolcats  a LoLCATs checkpoint (distill.pt, finetune.pt, YAML) into workspace runs\n"
+        "  plan            k-block planner: disk, GPU memory and time of block-wise stage 1\n"
+        "  dump-states     block-wise: save the hidden state entering each block of k layers\n"
+        "  stitch          block-wise: merge the trained blocks into one stage-1 run\n"
+        "  slurm           block-wise: write sbatch scripts (dump, block array, stitch) from a plan\n"
+        "  attention-map   teacher vs student attention weights of a prompt, layer and head (JSON)\n"
+        "  position-error  where the hybrid loses: output MSE by query position and head\n"
+        "  resume          continue an unfinished run of any kind from where it stopped\n"
+        "  bench           benchmarks (bench attention, decode, kernels, load, sample, train)\n"
+        "global option: --events fd:N|PATH  JSON-lines job events (progress, evaluations, result)\n");
 }
 
 int main(int argc, char** argv) {

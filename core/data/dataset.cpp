@@ -1,7 +1,7 @@
 #include "data/dataset.h"
 
-#include <ATen/Parallel.h>
-
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <sstream>
 
@@ -17,51 +17,18 @@
 namespace lincat {
 
 int64_t sampling_batch_rows(const ModelConfig& c, int64_t len, int64_t element_bytes, int64_t budget_bytes) {
-    // Per row: the KV cache of every layer, plus the fp32 logits, probabilities and their cumulative sum.
+    // Per row: the KV cache of every layer, plus three fp32 rows of the vocabulary (an upper bound: the logits
+    // and the draw's row buffer).
     const int64_t kv = 2 * c.num_hidden_layers * c.kv_dim() * len * element_bytes;
     const int64_t row = kv + 3 * c.vocab_size * 4;
     return std::max<int64_t>(1, budget_bytes / std::max<int64_t>(row, 1));
 }
 
-torch::Tensor inverse_cdf_sample(const torch::Tensor& logits, const torch::Tensor& u) {
-    if (!logits.device().is_cpu()) {  // on a GPU the tensor form stays on the device
-        auto cdf = torch::softmax(logits.to(torch::kFloat32), -1).cumsum_(-1);
-        auto target = u.to(cdf.device(), torch::kFloat32) * cdf.narrow(1, cdf.size(1) - 1, 1);
-        return torch::searchsorted(cdf, target, /*out_int32=*/false, /*right=*/true).clamp_max_(cdf.size(1) - 1);
-    }
-    // exp(l - max) by LibTorch's vectorised kernels; then one pass per row that stops at the
-    // token, summing in fp64 (a cumsum tensor and searchsorted cost half the step's non-matmul time).
-    auto lf = logits.to(torch::kCPU, torch::kFloat32);
-    auto ec = (lf - std::get<0>(lf.max(-1, true))).exp_().contiguous();
-    auto uf = u.to(torch::kCPU, torch::kFloat64).contiguous();
-    const int64_t b = ec.size(0), V = ec.size(1);
-    auto out = torch::empty({b, 1}, torch::kLong);
-    const float* ep = ec.data_ptr<float>();
-    const double* up = uf.data_ptr<double>();
-    int64_t* op = out.data_ptr<int64_t>();
-    at::parallel_for(0, b, 1, [&](int64_t begin, int64_t end) {
-        for (int64_t r = begin; r < end; ++r) {
-            const float* row = ep + r * V;
-            double total = 0;
-            for (int64_t i = 0; i < V; ++i) total += row[i];
-            const double target = up[r] * total;
-            double acc = 0;
-            int64_t pick = V - 1;
-            for (int64_t i = 0; i < V; ++i) {
-                acc += row[i];
-                if (acc > target) {
-                    pick = i;
-                    break;
-                }
-            }
-            op[r] = pick;
-        }
-    });
-    return out;
-}
-
 torch::Tensor sample_teacher_sequences(LlamaModel& model, int64_t n, int64_t len, uint64_t seed, int32_t bos,
-                                       int64_t max_batch, std::optional<torch::Dtype> dtype) {
+                                       int64_t max_batch, std::optional<torch::Dtype> dtype, SamplingTimes* times) {
+    using Clock = std::chrono::steady_clock;
+    auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
+    SamplingTimes spent;
     torch::NoGradGuard ng;
     // One uniform per token, drawn up front: row r's tokens depend on the seed and r only, not
     // on how rows are batched (tests check that).
@@ -81,14 +48,28 @@ torch::Tensor sample_teacher_sequences(LlamaModel& model, int64_t n, int64_t len
         ModelState state = sampler->new_state();
         auto seq = out.narrow(0, start, b);
         auto rows_u = u.narrow(0, start, b).to(w.device());
-        auto logits = sampler->forward(seq.narrow(1, 0, 1), &state).select(1, 0);  // (b, V) fp32
+        // Logits in the sampler's dtype: a bf16 matmul's output is rounded to bf16 already, and
+        // widening it (lm_head_forward does) would add a pass over 32 MB a step at 256 x 32K.
+        auto step_logits = [&](const torch::Tensor& tokens) {
+            auto h = sampler->hidden(tokens, &state).select(1, 0);  // (b, C)
+            return torch::matmul(h, sampler->head_weight().t());    // (b, V)
+        };
+        auto t0 = Clock::now();
+        auto logits = step_logits(seq.narrow(1, 0, 1));
+        spent.forward_seconds += seconds_since(t0);
         for (int64_t t = 1; t < len; ++t) {
+            t0 = Clock::now();
             auto next = inverse_cdf_sample(logits, rows_u.narrow(1, t, 1));
             seq.narrow(1, t, 1).copy_(next);
-            if (t + 1 < len) logits = sampler->forward(next, &state).select(1, 0);
+            spent.pick_seconds += seconds_since(t0);
+            t0 = Clock::now();
+            if (t + 1 < len) logits = step_logits(next);
+            spent.forward_seconds += seconds_since(t0);
             meter.update(start * (len - 1) + b * t);
         }
     }
+    spent.batch_rows = batch;
+    if (times) *times = spent;
     return out;
 }
 

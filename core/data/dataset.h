@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "data/data_spec.h"
+#include "data/inverse_cdf.h"
 #include "model/llama.h"
 #include "model/tokenizer.h"
 
@@ -21,15 +22,19 @@ struct TokenData {
 // at a time as fit `sampling_batch_rows` (max_batch > 0 caps it), reporting progress. A row's
 // tokens depend on the seed and its index only, not on the batching. With a `dtype` other than
 // the model's, a copy of the model in that dtype samples (the KV cache follows it).
+// `times`, where given, receives where the time went (lincat bench sample prints it).
+struct SamplingTimes {
+    double forward_seconds = 0;  // the model's steps: matmuls, attention over the KV cache
+    double pick_seconds = 0;     // inverse_cdf_sample on the logits
+    int64_t batch_rows = 0;      // rows sampled together
+};
 torch::Tensor sample_teacher_sequences(LlamaModel& model, int64_t n, int64_t len, uint64_t seed, int32_t bos,
-                                       int64_t max_batch = 0, std::optional<torch::Dtype> dtype = std::nullopt);
+                                       int64_t max_batch = 0, std::optional<torch::Dtype> dtype = std::nullopt,
+                                       SamplingTimes* times = nullptr);
 // The dtype teacher samples for `spec` are drawn in on this machine (DataSpec::sample_dtype).
 // Batch-256 decode is bound by the matmuls and the KV cache's reads, and bf16 halves both's
 // bytes; where bf16 is only emulated, "auto" keeps the model's dtype.
 torch::Dtype teacher_sampling_dtype(const DataSpec& spec);
-// One token per row of logits (b, V) at temperature 1: the first whose cumulative probability
-// exceeds u (b, 1) in [0, 1) times the total. Returns (b, 1) int64 on logits' device.
-torch::Tensor inverse_cdf_sample(const torch::Tensor& logits, const torch::Tensor& u);
 // Rows whose KV caches and logits fit in budget_bytes (at least 1).
 int64_t sampling_batch_rows(const ModelConfig& config, int64_t len, int64_t element_bytes,
                             int64_t budget_bytes = int64_t(2) << 30);

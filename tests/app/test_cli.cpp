@@ -193,6 +193,29 @@ TEST(Cli, BenchTrainTimesEveryFormAndThePlainPyTorchStep) {
     }
 }
 
+TEST(Cli, BenchSampleTimesEachPrecisionAndSplitsItsTime) {
+    lincat::test::default_model_dir();
+    Result r = lincat::test::run_command(std::string(LINCAT_BINARY_DIR) +
+                                         "/lincat bench sample --sequences 3 --len 6 --dtypes model,bf16 --json "
+                                         "2>/dev/null");
+    ASSERT_EQ(r.code, 0) << r.out;
+    json rows = parse_json(r.out, "bench sample --json");
+    ASSERT_EQ(rows.size(), 2u);
+    EXPECT_EQ(rows[0]["computes_in"], "Float");
+    EXPECT_EQ(rows[1]["computes_in"], "BFloat16");
+    for (auto& row : rows) {
+        EXPECT_EQ(row["batch_rows"].get<int64_t>(), 3) << row.dump();
+        const double total = row["seconds"].get<double>();
+        EXPECT_GT(row["forward_seconds"].get<double>(), 0.0) << row.dump();
+        EXPECT_GT(row["pick_seconds"].get<double>(), 0.0) << row.dump();
+        EXPECT_LE(row["forward_seconds"].get<double>() + row["pick_seconds"].get<double>(), total) << row.dump();
+        EXPECT_NEAR(row["tokens_per_s"].get<double>(), 3 * 5 / total, 1e-6 * (3 * 5 / total));
+    }
+    r = lincat::test::run_command(std::string(LINCAT_BINARY_DIR) + "/lincat bench sample --dtypes fp16 2>&1");
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("sample_dtype 'fp16'"), std::string::npos) << r.out;
+}
+
 TEST(Cli, AblateGivesOneRowPerVariantAndStageFromOneCommand) {
     lincat::test::default_model_dir();
     lincat::test::TempDir d;

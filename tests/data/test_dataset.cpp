@@ -136,6 +136,27 @@ TEST(Dataset, InverseCdfSampleMatchesLibTorchsCumsumAndSearchsorted) {
     auto differ = (got != want).sum().item<int64_t>();
     EXPECT_LE(differ, 1);
     EXPECT_LE((got - want).abs().max().item<int64_t>(), 1);
+    // A vocabulary that is not a whole number of the pick's blocks, with draws on both sides of
+    // block edges: equal weights put u = (k + 0.5) / V in bucket k exactly.
+    const int64_t V = 1000;
+    const std::vector<int64_t> ks{0, 255, 256, 511, 512, 767, 768, 998, 999};
+    auto flat = torch::zeros({int64_t(ks.size()), V});
+    auto uk = torch::empty({int64_t(ks.size()), 1}, torch::kFloat64);
+    for (size_t i = 0; i < ks.size(); ++i) uk[int64_t(i)][0] = (double(ks[i]) + 0.5) / double(V);
+    auto edge = inverse_cdf_sample(flat, uk).view({-1});
+    EXPECT_EQ(std::vector<int64_t>(edge.data_ptr<int64_t>(), edge.data_ptr<int64_t>() + edge.numel()), ks);
+    // bf16 logits are read as they are and draw as their fp32 widening does.
+    EXPECT_TRUE(torch::equal(inverse_cdf_sample(big.to(torch::kBFloat16), uu),
+                             inverse_cdf_sample(big.to(torch::kBFloat16).to(torch::kFloat32), uu)));
+    // A NaN row is an error naming the row, not a silent token.
+    auto broken = big.narrow(0, 0, 4).clone();
+    broken[2][7] = std::nanf("");
+    try {
+        inverse_cdf_sample(broken, uu.narrow(0, 0, 4));
+        ADD_FAILURE() << "NaN logits were sampled";
+    } catch (const std::exception& e) {
+        EXPECT_NE(std::string(e.what()).find("row 2"), std::string::npos) << e.what();
+    }
 }
 
 TEST(Dataset, Bf16SamplingIsSeededBatchIndependentAndDrawsAsFp32ExceptAtRoundingEdges) {
