@@ -1,6 +1,7 @@
 #include "model/llama.h"
 
 #include "attention/softmax.h"
+#include "model/few_rows_linear.h"
 #include "model/weights.h"
 #include "util/compute.h"
 #include "util/error.h"
@@ -13,7 +14,7 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) {
 }
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
-    return torch::nn::functional::linear(x, weight, bias);
+    return linear_layer(x, weight, bias);
 }
 
 EmbeddingImpl::EmbeddingImpl(int64_t count, int64_t dim) {
@@ -210,7 +211,7 @@ const torch::Tensor& LlamaModelImpl::head_weight() const {
 }
 
 torch::Tensor LlamaModelImpl::lm_head_forward(const torch::Tensor& h) {
-    return torch::matmul(h, head_weight().t()).to(torch::kFloat32);
+    return linear_layer(h, head_weight(), {}).to(torch::kFloat32);
 }
 
 torch::Tensor LlamaModelImpl::forward(const torch::Tensor& tokens, ModelState* state) {

@@ -216,6 +216,30 @@ TEST(Cli, BenchSampleTimesEachPrecisionAndSplitsItsTime) {
     EXPECT_NE(r.out.find("sample_dtype 'fp16'"), std::string::npos) << r.out;
 }
 
+TEST(Cli, BenchLinearTimesEachLayerShapeBothWaysAndMarksTheSlicedRows) {
+    lincat::test::default_model_dir();
+    Result r = lincat::test::run_command(std::string(LINCAT_BINARY_DIR) +
+                                         "/lincat bench linear --rows 1,9 --dtypes fp32 --json 2>/dev/null");
+    ASSERT_EQ(r.code, 0) << r.out;
+    json rows = parse_json(r.out, "bench linear --json");
+    std::set<std::string> layers;
+    for (auto& row : rows) {
+        layers.insert(row["layer"].get<std::string>());
+        EXPECT_GT(row["torch_us"].get<double>(), 0.0) << row.dump();
+        EXPECT_GT(row["one_pass_us"].get<double>(), 0.0) << row.dump();
+        EXPECT_NEAR(row["speedup"].get<double>(), row["torch_us"].get<double>() / row["one_pass_us"].get<double>(),
+                    1e-9 * row["speedup"].get<double>());
+        // 9 rows is past the one-pass limit (8 fp32 rows): timed in slices, not what the model uses.
+        EXPECT_EQ(row["one_pass_used"].get<bool>(), row["rows"].get<int64_t>() == 1) << row.dump();
+    }
+    // stories15M: q/k/v/o share 288x288, so q_proj stands for them; up and down differ; the head.
+    EXPECT_EQ(layers, (std::set<std::string>{"q_proj", "up_proj", "down_proj", "lm_head"}));
+    EXPECT_EQ(rows.size(), 2 * layers.size());
+    r = lincat::test::run_command(std::string(LINCAT_BINARY_DIR) + "/lincat bench linear --dtypes fp16 2>&1");
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("unknown precision 'fp16'"), std::string::npos) << r.out;
+}
+
 TEST(Cli, AblateGivesOneRowPerVariantAndStageFromOneCommand) {
     lincat::test::default_model_dir();
     lincat::test::TempDir d;
