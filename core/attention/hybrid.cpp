@@ -4,7 +4,9 @@
 #include <cmath>
 #include <vector>
 
+#include "util/dot_lanes.h"
 #include "util/error.h"
+#include "util/fast_exp.h"
 
 namespace lincat {
 
@@ -419,10 +421,8 @@ torch::Tensor HybridState::step_cpu_loops(const torch::Tensor& q_in, const torch
         float hi = -INFINITY, lo = INFINITY;
         for (int64_t j = 0; j < f; ++j) hi = std::max(hi, xw[j]), lo = std::min(lo, xw[j]);
         float s1 = 0, s2 = 0;
-        for (int64_t j = 0; j < f; ++j) {
-            out[j] = std::exp(xw[j] - hi), out[f + j] = std::exp(lo - xw[j]);
-            s1 += out[j], s2 += out[f + j];
-        }
+        for (int64_t j = 0; j < f; ++j) out[j] = fast_exp(xw[j] - hi), out[f + j] = fast_exp(lo - xw[j]);
+        for (int64_t j = 0; j < f; ++j) s1 += out[j], s2 += out[f + j];
         for (int64_t j = 0; j < f; ++j)
             out[j] = std::max(out[j] / s1, 1e-12f), out[f + j] = std::max(out[f + j] / s2, 1e-12f);
     };
@@ -469,9 +469,7 @@ torch::Tensor HybridState::step_cpu_loops(const torch::Tensor& q_in, const torch
             float m = -INFINITY;
             for (int64_t j = 0; j < cap; ++j) {
                 if (kind[size_t(j)] != 1) continue;
-                float sc = 0;
-                for (int64_t e = 0; e < d; ++e) sc += qh[e] * rkh[j * d + e];
-                a[size_t(j)] = sc * scale;
+                a[size_t(j)] = dot_lanes(qh, rkh + j * d, d) * scale;
                 m = std::max(m, a[size_t(j)]);
             }
             double den = 0;
@@ -480,13 +478,13 @@ torch::Tensor HybridState::step_cpu_loops(const torch::Tensor& q_in, const torch
             for (int64_t j = 0; j < cap; ++j) {
                 float wt;
                 if (kind[size_t(j)] == 1) {
-                    wt = gp[h] * std::exp(a[size_t(j)] - m);
+                    wt = gp[h] * fast_exp(a[size_t(j)] - m);
                 } else if (kind[size_t(j)] == 0) {
                     float dot = 0;
                     if (gated)
                         for (int64_t i = 0; i < F; ++i) dot += fqh[i] * rfh[j * F + i] * gate_of(rdh + j * Fg, i);
                     else
-                        for (int64_t i = 0; i < F; ++i) dot += fqh[i] * rfh[j * F + i];
+                        dot = dot_lanes(fqh, rfh + j * F, F);
                     wt = lp[h] * dot;
                 } else {
                     continue;
@@ -494,9 +492,8 @@ torch::Tensor HybridState::step_cpu_loops(const torch::Tensor& q_in, const torch
                 den += wt;
                 for (int64_t e = 0; e < d; ++e) o[e] += wt * rvh[j * d + e];
             }
-            float zdot = 0;
+            const float zdot = dot_lanes(fqh, zh, F);
             for (int64_t i = 0; i < F; ++i) {
-                zdot += fqh[i] * zh[i];
                 const float c = lp[h] * fqh[i];
                 for (int64_t e = 0; e < d; ++e) o[e] += c * Sh[i * d + e];
             }

@@ -1,5 +1,7 @@
 #include "attention/softmax_decode.h"
 
+#include "util/dot_lanes.h"
+
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -27,18 +29,6 @@ static inline float widen(float x) {
 }
 static inline float widen(c10::BFloat16 x) {
     return float(x);
-}
-
-// Eight partial sums so the compiler vectorises the dot product without reassociating floats.
-template <typename KV>
-static inline float dot(const float* a, const KV* b, int64_t n) {
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; ++l) acc[l] += a[i + l] * widen(b[i + l]);
-    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; i < n; ++i) s += a[i] * widen(b[i]);
-    return s;
 }
 
 // KV is the cache's element type; q and the output are fp32.
@@ -71,7 +61,7 @@ static torch::Tensor decode(const torch::Tensor& q, const torch::Tensor& k, cons
             for (int64_t r = 0; r < rows; ++r) {
                 int64_t lo, hi;
                 key_range(r, lo, hi);
-                for (int64_t s = lo; s <= hi; ++s) sc[r * S + s] = scale * dot(Q + r * D, K + s * ks2, D);
+                for (int64_t s = lo; s <= hi; ++s) sc[r * S + s] = scale * dot_lanes(Q + r * D, K + s * ks2, D);
             }
         }
     });
