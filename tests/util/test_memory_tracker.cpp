@@ -36,11 +36,15 @@ TEST(TensorMemory, RawAllocationsWorkUnderTheTracker) {
 TEST(TensorMemory, Bf16MatmulRunsUnderTheTracker) {
     // bf16 matmuls go through oneDNN where the CPU has AVX-512: its scratch came through
     // raw_allocate and failed LibTorch's assertion before the tracker kept context == data.
+    // The product's form, x W^T with W (out, in) as the model's layers and LoRA hold it: on CPUs
+    // without AVX-512, Debian's LibTorch 1.13 sends bf16 GEMMs to OpenBLAS 0.3.21's sbgemm, whose
+    // other layouts return wrong sums (a plain mm(a, b) is 80% off on a Zen 3; every bf16 matmul
+    // of lincat's CPU paths is x W^T or widens to fp32 first).
     TensorMemory::install();
     torch::manual_seed(3);
-    auto a = torch::randn({64, 288}).to(torch::kBFloat16), b = torch::randn({288, 288}).to(torch::kBFloat16);
-    auto got = torch::mm(a, b).to(torch::kFloat32);
-    auto want = torch::mm(a.to(torch::kFloat32), b.to(torch::kFloat32));
+    auto a = torch::randn({64, 288}).to(torch::kBFloat16), w = torch::randn({288, 288}).to(torch::kBFloat16);
+    auto got = torch::linear(a, w).to(torch::kFloat32);
+    auto want = torch::linear(a.to(torch::kFloat32), w.to(torch::kFloat32));
     // Exact products, fp32 sums; the bf16 output rounds to 8 bits of mantissa (2^-8 relative).
     EXPECT_LT(((got - want).abs() / want.abs().clamp_min(1.0)).max().item<double>(), 1.0 / 128);
 }
