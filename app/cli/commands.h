@@ -19,6 +19,7 @@ int bench_load(const Argv& argv);     // `lincat bench load`: peak RSS of loadin
 int bench_train(const Argv& argv);    // `lincat bench train`: stage-1 / stage-2 step speed
 int bench_sample(const Argv& argv);   // `lincat bench sample`: teacher sampling time
 int bench_linear(const Argv& argv);   // `lincat bench linear`: linear layers at a few rows
+int bench_batched(const Argv& argv);  // `lincat bench batched`: a stage-1 step's batched products
 double sgemm_gflops();                // fp32 2048^3 matmul, best of 4: the rate the benches compare to
 int cmd_distill(const Argv& argv);
 int cmd_plan(const Argv& argv);

@@ -37,7 +37,7 @@ static void usage() {
         "  attention-map   teacher vs student attention weights of a prompt, layer and head (JSON)\n"
         "  position-error  where the hybrid loses: output MSE by query position and head\n"
         "  resume          continue an unfinished run of any kind from where it stopped\n"
-        "  bench           benchmarks (bench attention, decode, kernels, load, sample, train)\n"
+        "  bench           benchmarks (bench attention, batched, decode, kernels, linear, load, sample, train)\n"
         "global option: --events fd:N|PATH  JSON-lines job events (progress, evaluations, result)\n");
 }
 

@@ -1,5 +1,6 @@
 #include "attention/feature_map.h"
 
+#include "util/batched_matmul.h"
 #include "util/error.h"
 
 namespace lincat {
@@ -35,8 +36,9 @@ int64_t FeatureMapImpl::output_dim() const {
 torch::Tensor FeatureMapImpl::forward(const torch::Tensor& x) {
     if (x.dim() != 4 || x.size(1) != options_.heads() || x.size(3) != options_.head_dim())
         fail("feature map: expected input (B, ", options_.heads(), ", T, ", options_.head_dim(), "), got ", x.sizes());
-    // (B, H, T, d) x (H, d, f), batched over B: one matmul, without einsum's planning per call.
-    auto xw = torch::matmul(x.to(torch::kFloat32), layer.to(torch::kFloat32));
+    // (B, H, T, d) x (H, d, f), batched over (B, H): the weights broadcast over B (stride 0, no copy).
+    auto w = layer.to(torch::kFloat32);
+    auto xw = batched_matmul(x.to(torch::kFloat32), w.unsqueeze(0).expand({x.size(0), -1, -1, -1}));
     const bool with_grad = torch::GradMode::is_enabled() && (x.requires_grad() || layer.requires_grad());
     return activate(xw, with_grad);
 }
@@ -50,7 +52,9 @@ torch::Tensor FeatureMapImpl::forward_grouped(const torch::Tensor& x, int64_t G)
     const int64_t B = x.size(0), Hkv = x.size(1), T = x.size(2), d = x.size(3), f = options_.feature_dim();
     // (B, Hkv, T, d) x (Hkv, d, G f): one matmul per kv head over its G query heads' weights.
     auto w = layer.to(torch::kFloat32).view({Hkv, G, d, f}).permute({0, 2, 1, 3}).reshape({Hkv, d, G * f});
-    auto xw = torch::matmul(x.to(torch::kFloat32), w).view({B, Hkv, T, G, f}).permute({0, 1, 3, 2, 4});
+    auto xw = batched_matmul(x.to(torch::kFloat32), w.unsqueeze(0).expand({B, -1, -1, -1}))
+                  .view({B, Hkv, T, G, f})
+                  .permute({0, 1, 3, 2, 4});
     const bool with_grad = torch::GradMode::is_enabled() && (x.requires_grad() || layer.requires_grad());
     return activate(xw.reshape({B, H, T, f}), with_grad);
 }

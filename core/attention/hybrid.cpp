@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "util/batched_matmul.h"
 #include "util/dot_lanes.h"
 #include "util/error.h"
 #include "util/fast_exp.h"
@@ -73,13 +74,13 @@ torch::Tensor hybrid_attention_quadratic(const torch::Tensor& q, const torch::Te
     auto lin = causal & win.logical_not();
     auto g = gamma.to(torch::kFloat32).view({1, H, 1, 1}), l = lambda.to(torch::kFloat32).view({1, H, 1, 1});
 
-    auto s = torch::matmul(qf, kf.transpose(-1, -2)) / std::sqrt(double(d));  // (B,H,T,T)
-    auto s_win = s.masked_fill(win.logical_not(), -INFINITY);                 // mask before exp: no inf * 0 in backward
+    auto s = batched_matmul(qf, kf.transpose(-1, -2)) / std::sqrt(double(d));  // (B,H,T,T)
+    auto s_win = s.masked_fill(win.logical_not(), -INFINITY);  // mask before exp: no inf * 0 in backward
     auto a_sm = g * torch::exp(s_win - s_win.amax(-1, true));
     auto fq = f_q.to(torch::kFloat32), fk = f_k.to(torch::kFloat32);
     torch::Tensor a_ln;
     if (!log_gate.defined()) {
-        a_ln = l * torch::matmul(fq, fk.transpose(-1, -2)).masked_fill(lin.logical_not(), 0);
+        a_ln = l * batched_matmul(fq, fk.transpose(-1, -2)).masked_fill(lin.logical_not(), 0);
     } else {
         // Decay from key j to query i: exp(G_i - G_j), G the inclusive cumulative log rate;
         // -inf off the linear set before exp, so no overflow (j > i) reaches the backward.
@@ -87,7 +88,7 @@ torch::Tensor hybrid_attention_quadratic(const torch::Tensor& q, const torch::Te
         auto off = lin.logical_not();
         if (G.size(3) == 1) {
             auto decay = (G - G.transpose(-1, -2)).masked_fill(off, -INFINITY).exp();  // (B,H,T,T)
-            a_ln = l * torch::matmul(fq, fk.transpose(-1, -2)) * decay;
+            a_ln = l * batched_matmul(fq, fk.transpose(-1, -2)) * decay;
         } else {
             auto decay =
                 (G.unsqueeze(3) - G.unsqueeze(2)).masked_fill(off.unsqueeze(-1), -INFINITY).exp();  // (B,H,T,T,F)
@@ -97,7 +98,7 @@ torch::Tensor hybrid_attention_quadratic(const torch::Tensor& q, const torch::Te
     auto a = a_sm + a_ln;
     auto w = a / a.sum(-1, true);
     if (weights_out) *weights_out = w;
-    return torch::matmul(w, vf).to(q.scalar_type());
+    return batched_matmul(w, vf).to(q.scalar_type());
 }
 
 torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
@@ -181,11 +182,11 @@ torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tens
             if (!window_grad) no_graph.emplace();
             auto K2 = with_prev(K, !window_grad);
             V2 = with_prev(V1, !window_grad);
-            auto s_win = torch::matmul(Q, K2.transpose(-1, -2)).add_(bias);  // (B,H,C,w,2w)
+            auto s_win = batched_matmul(Q, K2.transpose(-1, -2)).add_(bias);  // (B,H,C,w,2w)
             auto m = s_win.amax(-1, true);
             m = m.masked_fill(torch::isinf(m), 0);  // padding rows: an empty window
             auto a = window_grad ? (s_win - m).exp_() : s_win.sub_(m).exp_();
-            acc = torch::matmul(a, V2);  // (B,H,C,w,d+1)
+            acc = batched_matmul(a, V2);  // (B,H,C,w,d+1)
         }
         acc = g * acc;
         if (gated) {
@@ -199,31 +200,31 @@ torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tens
                 // Keys of chunk c-1 left of the window: exp(Gl_c[i]) * exp(Gt_{c-1} - Gl_{c-1}[j]).
                 auto fq_to_end = FQ * Gl.exp();
                 auto fk_prev = previous(fk_to_end);
-                auto b_ln = l * torch::matmul(fq_to_end, fk_prev.transpose(-1, -2))
+                auto b_ln = l * batched_matmul(fq_to_end, fk_prev.transpose(-1, -2))
                                     .masked_fill_(lin_local.narrow(2, 0, w).logical_not().to(dev), 0);
-                acc = acc + torch::matmul(b_ln, previous(V1));
+                acc = acc + batched_matmul(b_ln, previous(V1));
             }
             if (C > 2) {
                 // States at chunk ends: S_m = exp(Gt_m) S_{m-1} + sum_{j in m} exp(Gt_m - Gl_m[j]) fk_j v_j.
-                auto local = torch::matmul(fk_to_end.transpose(-1, -2), V1);  // (B,H,C,F,d+1)
-                auto carry = Gt.squeeze(3).exp().unsqueeze(-1);               // (B,H,C,Fg,1)
+                auto local = batched_matmul(fk_to_end.transpose(-1, -2), V1);  // (B,H,C,F,d+1)
+                auto carry = Gt.squeeze(3).exp().unsqueeze(-1);                // (B,H,C,Fg,1)
                 std::vector<torch::Tensor> states = {local.select(2, 0)};
                 for (int64_t m = 1; m < C - 2; ++m)
                     states.push_back(carry.select(2, m) * states.back() + local.select(2, m));
                 // Chunk c reads S_{c-2}: decay exp(Gt_{c-1} + Gl_c[i]) from its end to query i.
                 auto fq_decayed = (FQ * (Gl + previous(Gt)).exp()).narrow(2, 2, C - 2);
-                auto lin = l * torch::matmul(fq_decayed, torch::stack(states, 2));
+                auto lin = l * batched_matmul(fq_decayed, torch::stack(states, 2));
                 acc = acc + torch::constant_pad_nd(lin, {0, 0, 0, 0, 2, 0});
             }
         } else if (window.kind == WindowKind::Sliding) {
-            auto b_ln = l * torch::matmul(FQ, with_prev(FK, false).transpose(-1, -2))
+            auto b_ln = l * batched_matmul(FQ, with_prev(FK, false).transpose(-1, -2))
                                 .masked_fill_(lin_local.logical_not().to(dev), 0);
-            acc = acc + torch::matmul(b_ln, V2);
+            acc = acc + batched_matmul(b_ln, V2);
         }
         if (!gated && C > 2) {
             // Inclusive cumulative states over chunks, read two chunks late (O(n F d) memory).
-            auto kv = torch::matmul(FK.transpose(-1, -2), V1).cumsum(2);  // (B,H,C,F,d+1)
-            auto lin = l * torch::matmul(FQ.narrow(2, 2, C - 2), kv.narrow(2, 0, C - 2));
+            auto kv = batched_matmul(FK.transpose(-1, -2), V1).cumsum(2);  // (B,H,C,F,d+1)
+            auto lin = l * batched_matmul(FQ.narrow(2, 2, C - 2), kv.narrow(2, 0, C - 2));
             acc = acc + torch::constant_pad_nd(lin, {0, 0, 0, 0, 2, 0});  // chunks 0, 1: no state yet
         }
         auto num = acc.narrow(-1, 0, d);
@@ -235,21 +236,21 @@ torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tens
 
     // Inference: in place wherever it saves a pass.
     auto K2 = with_prev(K, true), V2 = with_prev(V, true);
-    auto s_win = torch::matmul(Q, K2.transpose(-1, -2)).add_(bias);  // (B,H,C,w,2w)
+    auto s_win = batched_matmul(Q, K2.transpose(-1, -2)).add_(bias);  // (B,H,C,w,2w)
     // Padding rows (before an end-aligned sequence) have an empty window: use max 0 there.
     auto m = s_win.amax(-1, true);
     m = m.masked_fill(torch::isinf(m), 0);
     // Masked entries are exp(-inf) = 0.
     auto a = s_win.sub_(m).exp_();
-    auto num = torch::matmul(a, V2);  // (B,H,C,w,d); gamma applied after the reduction
-    auto den = a.sum(-1, true);       // (B,H,C,w,1)
+    auto num = batched_matmul(a, V2);  // (B,H,C,w,d); gamma applied after the reduction
+    auto den = a.sum(-1, true);        // (B,H,C,w,1)
     num.mul_(g);
     den.mul_(g);
     if (window.kind == WindowKind::Sliding) {
         auto b_ln =
             l *
-            torch::matmul(FQ, with_prev(FK, true).transpose(-1, -2)).masked_fill_(lin_local.logical_not().to(dev), 0);
-        num = num + torch::matmul(b_ln, V2);
+            batched_matmul(FQ, with_prev(FK, true).transpose(-1, -2)).masked_fill_(lin_local.logical_not().to(dev), 0);
+        num = num + batched_matmul(b_ln, V2);
         den = den + b_ln.sum(-1, true);
     }
 
@@ -260,11 +261,11 @@ torch::Tensor hybrid_attention_chunked(const torch::Tensor& q, const torch::Tens
         auto l4 = l.squeeze(2);  // (1, H, 1, 1)
         for (int64_t c = 2; c < C; ++c) {
             auto fk = FK.select(2, c - 2), vv = V.select(2, c - 2);  // (B,H,w,*)
-            S.add_(torch::matmul(fk.transpose(-1, -2), vv));
+            S.add_(batched_matmul(fk.transpose(-1, -2), vv));
             z.add_(fk.sum(2).unsqueeze(-1));
             auto fq = FQ.select(2, c);
-            num.select(2, c).add_(l4 * torch::matmul(fq, S));
-            den.select(2, c).add_(l4 * torch::matmul(fq, z));
+            num.select(2, c).add_(l4 * batched_matmul(fq, S));
+            den.select(2, c).add_(l4 * batched_matmul(fq, z));
         }
     }
     den = den.masked_fill(den == 0, 1);  // only padding rows have nothing to attend to

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "attention/softmax_decode.h"
+#include "util/batched_matmul.h"
 #include "util/error.h"
 
 namespace lincat {
@@ -48,7 +49,7 @@ static torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& kf, con
                             int64_t sliding_window, torch::Tensor* weights_out) {
     const int64_t B = q.size(0), Hkv = q.size(1), G = q.size(2), T = q.size(3), D = q.size(4), S = kf.size(2);
     auto qf = q.to(torch::kFloat32).reshape({B, Hkv, G * T, D});
-    auto scores = torch::matmul(qf, kf.transpose(-1, -2)).mul_(1.0 / std::sqrt(double(D)));  // (B,Hkv,G*T,S)
+    auto scores = batched_matmul(qf, kf.transpose(-1, -2)).mul_(1.0 / std::sqrt(double(D)));  // (B,Hkv,G*T,S)
     scores = scores.view({B, Hkv, G, T, S});
     auto qpos = torch::arange(q_start, q_start + T, torch::kLong).view({T, 1});
     auto kpos = torch::arange(0, S, torch::kLong).view({1, S});
@@ -57,7 +58,7 @@ static torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& kf, con
     scores.masked_fill_(allowed.logical_not().to(scores.device()), -std::numeric_limits<float>::infinity());
     auto w = torch::softmax(scores, -1);
     if (weights_out) *weights_out = w.reshape({B, Hkv * G, T, S});
-    return torch::matmul(w.view({B, Hkv, G * T, S}), vf).view({B, Hkv, G, T, D});
+    return batched_matmul(w.view({B, Hkv, G * T, S}), vf).view({B, Hkv, G, T, D});
 }
 
 torch::Tensor softmax_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, int64_t q_start,
