@@ -132,7 +132,7 @@ StepRow bench_stage1(BaseModel& base, const LinearizeOptions& lin, int64_t B, in
             for (size_t i = 0; i < transfer.cores.size(); ++i) transfer.cores[i]->student_loss(kept[i]);
         } else {
             torch::NoGradGuard ng;
-            model->hidden(x);
+            model->run_through_attention(x, transfer.layers.back());
         }
         std::vector<double> layer;
         transfer.loss(1.0, 0.0, layer).backward();

@@ -170,12 +170,16 @@ ModelState LlamaModelImpl::new_state() const {
     return s;
 }
 
-torch::Tensor LlamaModelImpl::hidden(const torch::Tensor& tokens, ModelState* state) {
+static void check_tokens(const torch::Tensor& tokens, int64_t vocab_size) {
     if (tokens.dim() != 2) fail("model forward: tokens must be (batch, time), got ", tokens.sizes());
+    auto bad = (tokens < 0) | (tokens >= vocab_size);
+    if (bad.any().item<bool>()) fail("model forward: token id out of range [0, ", vocab_size, ")");
+}
+
+torch::Tensor LlamaModelImpl::hidden(const torch::Tensor& tokens, ModelState* state) {
+    check_tokens(tokens, config_.vocab_size);
     if (state && int64_t(state->layers.size()) != config_.num_hidden_layers)
         fail("model forward: state has ", state->layers.size(), " layers, the model ", config_.num_hidden_layers);
-    auto bad = (tokens < 0) | (tokens >= config_.vocab_size);
-    if (bad.any().item<bool>()) fail("model forward: token id out of range [0, ", config_.vocab_size, ")");
     require(part_.embedding && part_.head && part_.first_layer == 0 && part_.last_layer == config_.num_hidden_layers,
             "the whole model");
     const int64_t start = state ? state->position : 0;
@@ -184,6 +188,18 @@ torch::Tensor LlamaModelImpl::hidden(const torch::Tensor& tokens, ModelState* st
         x = layer(i)->forward(x, rope_, start, state ? state->layers[i].get() : nullptr, tap_);
     if (state) state->position += tokens.size(1);
     return model->norm(x);
+}
+
+void LlamaModelImpl::run_through_attention(const torch::Tensor& tokens, int64_t layer_index) {
+    if (layer_index < 0 || layer_index >= config_.num_hidden_layers)
+        fail("run_through_attention: layer ", layer_index, " is not inside [0, ", config_.num_hidden_layers, ")");
+    require(part_.embedding && part_.first_layer == 0 && holds_layer(layer_index),
+            "the embeddings and layers 0.." + std::to_string(layer_index));
+    check_tokens(tokens, config_.vocab_size);
+    auto x = model->embed_tokens(tokens.to(model->embed_tokens->weight.device()));
+    for (int64_t i = 0; i < layer_index; ++i) x = layer(i)->forward(x, rope_, 0, nullptr, tap_);
+    auto last = layer(layer_index);
+    (void)last->self_attn->forward(last->input_layernorm(x), rope_, 0, nullptr, tap_);
 }
 
 torch::Tensor LlamaModelImpl::embed(const torch::Tensor& tokens) {

@@ -102,6 +102,10 @@ class LlamaModelImpl : public torch::nn::Module {
     torch::Tensor forward(const torch::Tensor& tokens, ModelState* state = nullptr);
     // Hidden states (B, T, C) after the final norm (no LM head).
     torch::Tensor hidden(const torch::Tensor& tokens, ModelState* state = nullptr);
+    // Runs tokens (B, T) through layers [0, layer) and the attention of `layer`, whole
+    // sequences: all that attention transfer needs of the teacher when `layer` is its last
+    // student (the MLP after it, later layers and the head feed no target).
+    void run_through_attention(const torch::Tensor& tokens, int64_t layer);
     torch::Tensor lm_head_forward(const torch::Tensor& h);
     const torch::Tensor& head_weight() const;  // (vocab, C): lm_head's, or the embeddings' when tied
     // Block-wise training (DESIGN.md 1.6): the embeddings of tokens, and layers [first, last)

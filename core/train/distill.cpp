@@ -98,7 +98,7 @@ DistillOutcome distill(Workspace& ws, BaseModel& base, const DistillConfig& cfg_
         for (auto& c : transfer.cores) c->keep_teacher = cache.has_value();
         {
             torch::NoGradGuard ng;  // the teacher path; each student builds its own graph
-            model->hidden(x);
+            model->run_through_attention(x, transfer.layers.back());
         }
         if (!cache) return;
         std::vector<TeacherActivations> acts;
