@@ -1,5 +1,6 @@
 #include "attention/feature_map.h"
 
+#include "attention/softmax_dim_map.h"
 #include "util/batched_matmul.h"
 #include "util/error.h"
 
@@ -62,6 +63,7 @@ torch::Tensor FeatureMapImpl::forward_grouped(const torch::Tensor& x, int64_t G)
 torch::Tensor FeatureMapImpl::activate(torch::Tensor xw, bool with_grad) const {
     switch (options_.kind()) {
         case FeatureMapKind::SoftmaxDim: {
+            if (softmax_dim_fused_applies(xw)) return softmax_dim_activation(xw);  // CPU fp32: one pass a row
             if (!with_grad) {
                 // No graph: write both halves into one buffer, clamp in place.
                 const int64_t f = xw.size(-1);
@@ -73,7 +75,7 @@ torch::Tensor FeatureMapImpl::activate(torch::Tensor xw, bool with_grad) const {
                 torch::softmax_out(hi, xw.neg_(), -1);
                 return out.clamp_min_(1e-12);
             }
-            return torch::cat({torch::softmax(xw, -1), torch::softmax(-xw, -1)}, -1).clamp_min(1e-12);
+            return softmax_dim_reference(xw);
         }
         case FeatureMapKind::Relu:
             return torch::relu(xw + bias.unsqueeze(0));
