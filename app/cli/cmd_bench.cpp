@@ -235,7 +235,8 @@ double sgemm_gflops() {
 }
 
 int cmd_bench(const Argv& argv) {
-    if (argv.empty()) fail("bench: name a benchmark: attention, batched, decode, kernels, linear, load, sample, train");
+    const char* known = "attention, batched, decode, kernels, linear, load, sample, train";
+    if (argv.empty()) fail("bench: name a benchmark: ", known);
     Argv rest(argv.begin() + 1, argv.end());
     if (argv[0] == "attention") return bench_attention(rest);
     if (argv[0] == "decode") return bench_decode(rest);
@@ -245,7 +246,7 @@ int cmd_bench(const Argv& argv) {
     if (argv[0] == "sample") return bench_sample(rest);
     if (argv[0] == "linear") return bench_linear(rest);
     if (argv[0] == "batched") return bench_batched(rest);
-    fail("bench: unknown benchmark '", argv[0], "' (known: attention, batched, decode, kernels, linear, load, sample, train)");
+    fail("bench: unknown benchmark '", argv[0], "' (known: ", known, ")");
 }
 
 }  // namespace lincat::cli

@@ -240,6 +240,26 @@ TEST(Cli, BenchLinearTimesEachLayerShapeBothWaysAndMarksTheSlicedRows) {
     EXPECT_NE(r.out.find("unknown precision 'fp16'"), std::string::npos) << r.out;
 }
 
+TEST(Cli, BenchBatchedTimesEachProductOfAStage1StepBothWays) {
+    lincat::test::default_model_dir();
+    Result r = lincat::test::run_command(std::string(LINCAT_BINARY_DIR) +
+                                         "/lincat bench batched --batch 2 --seq 128 --rounds 1 --json 2>/dev/null");
+    ASSERT_EQ(r.code, 0) << r.out;
+    json rows = parse_json(r.out, "bench batched --json");
+    ASSERT_EQ(rows.size(), 7u);
+    for (auto& row : rows) {
+        const double flops = 2.0 * row["batches"].get<double>() * row["m"].get<double>() * row["k"].get<double>() *
+                             row["n"].get<double>();
+        EXPECT_NEAR(row["batched_gflops"].get<double>(), flops / row["batched_us"].get<double>() / 1e3,
+                    1e-9 * row["batched_gflops"].get<double>())
+            << row.dump();
+        EXPECT_NEAR(row["speedup"].get<double>(), row["torch_us"].get<double>() / row["batched_us"].get<double>(),
+                    1e-9 * row["speedup"].get<double>());
+    }
+    // stories15M: 6 heads, batch 2; 128 tokens in windows of 64 are 3 chunks (one of padding).
+    EXPECT_EQ(rows[2]["batches"].get<int64_t>(), 2 * 6 * 3);
+}
+
 TEST(Cli, AblateGivesOneRowPerVariantAndStageFromOneCommand) {
     lincat::test::default_model_dir();
     lincat::test::TempDir d;
