@@ -4,6 +4,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config
   libtorch-dev libopenblas0-openmp   # without an OpenBLAS LibTorch's BLAS is ~30x slower
+  libblas-dev                        # util/batched_matmul links the BLAS (libblas.so.3: OpenBLAS) itself
   python3-torch python3-yaml         # independent numeric references in tests (/usr/bin/python3)
   qt6-base-dev qt6-svg-dev libqt6sql6-sqlite libqcustomplot-dev libqcustomplot2.1-qt6 libgl-dev
   libsqlite3-dev libgtest-dev nlohmann-json3-dev xvfb xauth
