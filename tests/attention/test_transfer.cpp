@@ -5,7 +5,9 @@
 #include "attention/transfer.h"
 
 #include "attention/hybrid_inputs.h"
+#include "attention/linearize.h"
 #include "attention/softmax.h"
+#include "model/config.h"
 #include "test_util.h"
 
 using namespace lincat;
@@ -131,4 +133,40 @@ TEST(FeatureMapGrouped, EqualsTheMapOnRepeatedKeys) {
     }
     FeatureMap fm(FeatureMapOptions(H, d));
     lincat::test::expect_error([&] { fm->forward_grouped(torch::randn({1, 4, 3, d}), 3); }, {"feature map", "3"});
+}
+
+// Stage 1's teacher pass stops at the last student's attention: every student sees the same
+// teacher activations, and gets the same loss, as under the whole forward.
+TEST(RunThroughAttention, GivesTheStudentsWhatTheWholeForwardGives) {
+    torch::manual_seed(21);
+    LlamaModel model(parse_model_config(R"({"model_type": "llama", "vocab_size": 80, "hidden_size": 32,
+        "intermediate_size": 48, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "max_position_embeddings": 64})",
+                                        "tiny"));
+    {
+        torch::NoGradGuard ng;
+        for (auto& p : model->named_parameters())
+            if (p.key().find("norm") == std::string::npos) p.value().normal_(0, 0.3);
+    }
+    LinearizeOptions o;
+    o.window.size = 4;
+    o.feature_dim = 8;
+    o.layers = {0, 2};  // layer 3 and the MLP of layer 2 feed no target
+    linearize(model, o);
+    TransferLayers transfer = wrap_for_transfer(model, false);
+    ASSERT_EQ(transfer.layers, (std::vector<int64_t>{0, 2}));
+    auto tokens = torch::randint(0, 80, {2, 20});
+    torch::NoGradGuard ng;
+    model->hidden(tokens);
+    std::vector<torch::Tensor> whole;
+    for (auto& c : transfer.cores) whole.push_back(c->last_mse.clone());
+    for (auto& c : transfer.cores) c->last_mse = torch::Tensor();
+    model->run_through_attention(tokens, transfer.layers.back());
+    for (size_t i = 0; i < whole.size(); ++i) {
+        ASSERT_TRUE(transfer.cores[i]->last_mse.defined()) << "layer " << transfer.layers[i];
+        EXPECT_TRUE(torch::equal(transfer.cores[i]->last_mse, whole[i])) << "layer " << transfer.layers[i];
+    }
+    lincat::test::expect_error([&] { model->run_through_attention(tokens, 4); }, {"run_through_attention", "layer 4"});
+    lincat::test::expect_error([&] { model->run_through_attention(tokens.flatten(), 2); }, {"(batch, time)"});
+    lincat::test::expect_error([&] { model->run_through_attention(tokens + 80, 2); }, {"out of range"});
 }
