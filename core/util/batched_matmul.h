@@ -15,7 +15,7 @@ bool batched_matmul_applies(const torch::Tensor& a, const torch::Tensor& b);
 
 // a @ b, as torch::matmul computes it, with autograd; torch::matmul where the loop does not apply.
 // Each batch is one single-threaded sgemm on a's and b's own strides (a transposed view is read
-// in place), so its sums are those of LibTorch's per-batch sgemm.
+// in place), the call LibTorch's loop makes per batch, there with BLAS's own threads.
 torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b);
 
 }  // namespace lincat
